@@ -1,0 +1,221 @@
+"""Stage 1 of MAGC: the latent compression module (LCM).
+
+Ye et al., "Map-Assisted Remote-Sensing Image Compression at Extremely Low
+Bitrates" (arXiv 2409.01935), with a channel-wise context model (Minnen & Singh 2020)
+on a hyperprior (Balle et al. 2018)::
+
+    latent --g_a(SPADE: map)--> y --Q--> y_hat --g_s(SPADE: map)--> latent_tilde
+                                |  ^
+                         h_a    |  | means/scales, slice by slice
+                                v  |
+                                z --Q--> z_hat --h_s--> (latent means, latent scales)
+
+The map conditions both transforms. The y and z strings are the only bits.
+
+Cross-machine determinism: the entropy parameters (h_s and the slice nets) are
+evaluated in float64 on the CPU and rounded to float32, so float noise between
+machines or devices cannot flip a CDF index or a mean.
+"""
+import struct
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from compressai.ans import BufferedRansEncoder, RansDecoder
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.models import CompressionModel
+from compressai.ops import quantize_ste
+
+from .classes import NUM_CLASSES
+from .errors import MAGCError
+from .layers import MapPyramid, ResBlock, SPADEResBlock, Up, conv_norm_act, down
+
+SCALES_MIN, SCALES_MAX, SCALES_LEVELS = 0.11, 256, 64
+
+
+def scale_table():
+    return torch.exp(torch.linspace(torch.log(torch.tensor(SCALES_MIN)), torch.log(torch.tensor(SCALES_MAX)), SCALES_LEVELS))
+
+
+class AnalysisTransform(nn.Module):
+    """g_a: latent (1/8) -> y (1/32), SPADE at 1/8, 1/16 and 1/32."""
+
+    def __init__(self, latent_channels, N, M, map_ch, num_res_blocks):
+        super().__init__()
+        rbs = lambda: nn.Sequential(*[ResBlock(N) for _ in range(num_res_blocks)])  # noqa: E731
+        self.stem = nn.Sequential(nn.Conv2d(latent_channels, N, 3, padding=1), rbs())
+        self.spade_8 = SPADEResBlock(N, map_ch)
+        self.down_16 = nn.Sequential(down(N, N), rbs())
+        self.spade_16 = SPADEResBlock(N, map_ch)
+        self.down_32 = nn.Sequential(down(N, N), rbs())
+        self.spade_32 = SPADEResBlock(N, map_ch)
+        self.out = nn.Conv2d(N, M, 3, padding=1)
+
+    def forward(self, x, maps):
+        f8, f16, f32 = maps
+        x = self.spade_8(self.stem(x), f8)
+        x = self.spade_16(self.down_16(x), f16)
+        x = self.spade_32(self.down_32(x), f32)
+        return self.out(x)
+
+
+class SynthesisTransform(nn.Module):
+    """g_s: y_hat (1/32) -> latent_tilde (1/8), mirroring g_a."""
+
+    def __init__(self, latent_channels, N, M, map_ch, num_res_blocks):
+        super().__init__()
+        rbs = lambda: nn.Sequential(*[ResBlock(N) for _ in range(num_res_blocks)])  # noqa: E731
+        self.stem = nn.Conv2d(M, N, 3, padding=1)
+        self.spade_32 = SPADEResBlock(N, map_ch)
+        self.up_16 = nn.Sequential(rbs(), Up(N, N))
+        self.spade_16 = SPADEResBlock(N, map_ch)
+        self.up_8 = nn.Sequential(rbs(), Up(N, N))
+        self.spade_8 = SPADEResBlock(N, map_ch)
+        self.out = nn.Sequential(rbs(), nn.Conv2d(N, latent_channels, 3, padding=1))
+
+    def forward(self, y_hat, maps):
+        f8, f16, f32 = maps
+        x = self.spade_32(self.stem(y_hat), f32)
+        x = self.spade_16(self.up_16(x), f16)
+        x = self.spade_8(self.up_8(x), f8)
+        return self.out(x)
+
+
+def slice_net(in_ch, out_ch):
+    hidden = max(out_ch * 4, in_ch // 2)
+    return nn.Sequential(
+        nn.Conv2d(in_ch, hidden, 3, padding=1), nn.GELU(),
+        nn.Conv2d(hidden, hidden // 2, 3, padding=1), nn.GELU(),
+        nn.Conv2d(hidden // 2, out_ch, 3, padding=1),
+    )
+
+
+class LatentCompressionModule(CompressionModel):
+    """SPADE-conditioned hyperprior codec with an N-slice channel-wise context model.
+
+    Input: an autoencoder latent (B, C, H/8, W/8) already multiplied by the latent
+    scale factor, and the one-hot guidance map (B, K, H, W). H and W must be
+    multiples of 64 (y is 1/32 of the image side, z is 1/64).
+    """
+
+    def __init__(self, latent_channels=4, N=128, M=64, map_channels=192, num_slices=8,
+                 num_res_blocks=2, hyper_channels=None, num_classes=NUM_CLASSES):
+        super().__init__()
+        if M % num_slices:
+            raise MAGCError(f"M={M} must be divisible by num_slices={num_slices}.")
+        self.config = dict(latent_channels=latent_channels, N=N, M=M, map_channels=map_channels,
+                           num_slices=num_slices, num_res_blocks=num_res_blocks,
+                           hyper_channels=hyper_channels or M, num_classes=num_classes)
+        Z = self.config["hyper_channels"]
+        self.num_slices = num_slices
+        self.slice_channels = M // num_slices
+        self.map_encoder = MapPyramid(num_classes, map_channels)
+        self.g_a = AnalysisTransform(latent_channels, N, M, map_channels, num_res_blocks)
+        self.g_s = SynthesisTransform(latent_channels, N, M, map_channels, num_res_blocks)
+        self.h_a = nn.Sequential(conv_norm_act(M, N), down(N, N), nn.Conv2d(N, Z, 3, padding=1))
+        self.h_s = nn.Sequential(nn.Conv2d(Z, N, 3, padding=1), nn.LeakyReLU(0.2), Up(N, N),
+                                 conv_norm_act(N, N), nn.Conv2d(N, 2 * M, 3, padding=1))
+        self.cc_mean = nn.ModuleList(slice_net(M + i * self.slice_channels, self.slice_channels) for i in range(num_slices))
+        self.cc_scale = nn.ModuleList(slice_net(M + i * self.slice_channels, self.slice_channels) for i in range(num_slices))
+        self.entropy_bottleneck = EntropyBottleneck(Z)
+        self.gaussian_conditional = GaussianConditional(None)
+
+    # -- training -------------------------------------------------------------
+    def forward(self, latent, one_hot):
+        maps = self.map_encoder(one_hot)
+        y = self.g_a(latent, maps)
+        z = self.h_a(y)
+        z_hat, z_likelihoods = self.entropy_bottleneck(z)
+        latent_means, latent_scales = self.h_s(z_hat).chunk(2, dim=1)
+        y_hat_slices, y_likelihoods = [], []
+        for i, y_slice in enumerate(y.chunk(self.num_slices, dim=1)):
+            mu = self.cc_mean[i](torch.cat([latent_means, *y_hat_slices], dim=1))
+            sigma = self.cc_scale[i](torch.cat([latent_scales, *y_hat_slices], dim=1))
+            _, likelihood = self.gaussian_conditional(y_slice, sigma, mu)
+            y_likelihoods.append(likelihood)
+            y_hat_slices.append(quantize_ste(y_slice - mu) + mu)
+        latent_hat = self.g_s(torch.cat(y_hat_slices, dim=1), maps)
+        return {"latent_hat": latent_hat,
+                "likelihoods": {"y": torch.cat(y_likelihoods, dim=1), "z": z_likelihoods}}
+
+    def update(self, scale_table_values=None, force=False):
+        return super().update(scale_table=scale_table() if scale_table_values is None else scale_table_values, force=force)
+
+    # -- entropy path: float64 on the CPU, rounded to float32 ------------------
+    def _cpu64(self, module, x):
+        params = {k: v.detach().to("cpu", torch.float64) for k, v in
+                  list(module.named_parameters()) + list(module.named_buffers())}
+        return functional_call(module, params, (x.detach().to("cpu", torch.float64),)).float()
+
+    def _slice_params(self, i, latent_means, latent_scales, y_hat_slices):
+        mu = self._cpu64(self.cc_mean[i], torch.cat([latent_means, *y_hat_slices], dim=1))
+        sigma = self._cpu64(self.cc_scale[i], torch.cat([latent_scales, *y_hat_slices], dim=1))
+        return mu, sigma
+
+    def _tables(self):
+        gc = self.gaussian_conditional
+        if gc.quantized_cdf.numel() == 0:
+            raise MAGCError("The entropy model has no CDF tables: call update() after training before compressing.")
+        return gc.quantized_cdf.tolist(), gc.cdf_length.reshape(-1).int().tolist(), gc.offset.reshape(-1).int().tolist()
+
+    @torch.no_grad()
+    def compress(self, latent, one_hot):
+        """Encode one latent (batch 1). Returns the payload bytes and y_hat-decoded latent."""
+        if latent.shape[0] != 1:
+            raise MAGCError("LatentCompressionModule.compress codes one tile at a time (batch size 1).")
+        maps = self.map_encoder(one_hot)
+        y = self.g_a(latent, maps).cpu().float()
+        z = self.h_a(y.to(latent.device)).cpu().float()
+        eb = self.entropy_bottleneck
+        z_string = eb.compress(z)[0]
+        z_hat = eb.decompress([z_string], z.shape[-2:])
+        latent_means, latent_scales = self._cpu64(self.h_s, z_hat).chunk(2, dim=1)
+        cdf, cdf_lengths, offsets = self._tables()
+        gc = self.gaussian_conditional
+        encoder = BufferedRansEncoder()
+        symbols, indexes, y_hat_slices = [], [], []
+        for i, y_slice in enumerate(y.chunk(self.num_slices, dim=1)):
+            mu, sigma = self._slice_params(i, latent_means, latent_scales, y_hat_slices)
+            index = gc.build_indexes(sigma)
+            y_q = gc.quantize(y_slice, "symbols", mu)
+            symbols.extend(y_q.reshape(-1).tolist())
+            indexes.extend(index.reshape(-1).tolist())
+            y_hat_slices.append(y_q.float() + mu)
+        encoder.encode_with_indexes(symbols, indexes, cdf, cdf_lengths, offsets)
+        y_string = encoder.flush()
+        return struct.pack("<I", len(z_string)) + z_string + y_string
+
+    @torch.no_grad()
+    def decompress_y(self, payload, y_size):
+        """Payload -> y_hat (1, M, h, w) on the CPU, bit-identical to the encoder's."""
+        if len(payload) < 4:
+            raise MAGCError("The tile payload is truncated.")
+        (z_len,) = struct.unpack_from("<I", payload)
+        if 4 + z_len > len(payload):
+            raise MAGCError("The tile payload is truncated (hyperprior string cut short).")
+        z_string, y_string = payload[4:4 + z_len], payload[4 + z_len:]
+        z_size = (max(1, y_size[0] // 2), max(1, y_size[1] // 2))
+        z_hat = self.entropy_bottleneck.decompress([z_string], z_size)
+        latent_means, latent_scales = self._cpu64(self.h_s, z_hat).chunk(2, dim=1)
+        if latent_means.shape[-2:] != tuple(y_size):
+            raise MAGCError(f"Tile latent size {tuple(y_size)} does not match the hyperprior ({tuple(latent_means.shape[-2:])}).")
+        cdf, cdf_lengths, offsets = self._tables()
+        gc = self.gaussian_conditional
+        decoder = RansDecoder()
+        decoder.set_stream(y_string)
+        y_hat_slices = []
+        for i in range(self.num_slices):
+            mu, sigma = self._slice_params(i, latent_means, latent_scales, y_hat_slices)
+            index = gc.build_indexes(sigma)
+            values = decoder.decode_stream(index.reshape(-1).tolist(), cdf, cdf_lengths, offsets)
+            y_q = torch.tensor(values, dtype=torch.float32).reshape(mu.shape)
+            y_hat_slices.append(y_q + mu)
+        return torch.cat(y_hat_slices, dim=1)
+
+    @torch.no_grad()
+    def decompress(self, payload, y_size, one_hot):
+        """Payload + map -> latent_tilde (1, C, 4h, 4w) on the map's device."""
+        y_hat = self.decompress_y(payload, y_size)
+        maps = self.map_encoder(one_hot)
+        return self.g_s(y_hat.to(one_hot.device), maps)

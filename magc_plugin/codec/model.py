@@ -1,0 +1,257 @@
+"""MAGCModel: the one entry point of the codec library.
+
+A model folder holds ``config.json`` and safetensors files: the autoencoder, the
+denoiser (UNet + semantic adapter), and one latent compression module per rate
+preset (a shared denoiser serves every rate)::
+
+    models/compact/
+      config.json  autoencoder.safetensors  denoiser.safetensors
+      lcm-low.safetensors  lcm-medium.safetensors  lcm-high.safetensors  MODEL_CARD.md
+
+A loaded model is bound to one rate preset. Tiles are coded one at a time:
+``compress_tile(image, class_raster) -> bytes`` and
+``decompress_tile(payload, class_raster, steps, seed) -> image``.
+"""
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from .autoencoder import DOWNSCALE, CompactAutoencoder, DiffusersAutoencoder
+from .classes import check_class_raster, to_one_hot
+from .denoiser import ConditionalDenoiser, SemanticAdapter
+from .errors import MAGCError
+from .lcm import LatentCompressionModule
+from .sampler import SCHEDULE, sample
+
+FORMAT = "magc-model"
+FORMAT_VERSION = 1
+TILE_MULTIPLE = 64  # z is 1/64 of the image side
+SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_PRESET = "compact"
+
+
+def resolve_device(device="auto"):
+    device = (device or "auto").lower()
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise MAGCError("CUDA was requested but no CUDA GPU is available to PyTorch: choose the CPU device "
+                        "or install a CUDA build of PyTorch.")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise MAGCError(f"Unknown device {device!r}: use 'auto', 'cpu' or 'cuda'.")
+    return torch.device(device)
+
+
+def resolve_model_path(path_or_preset):
+    """A folder path, or the name of a model shipped in magc_plugin/models ('default' = compact)."""
+    name = DEFAULT_PRESET if path_or_preset in (None, "", "default") else str(path_or_preset)
+    shipped = SHIPPED_MODELS / name
+    path = shipped if shipped.is_dir() else Path(name).expanduser()
+    if not (path / "config.json").is_file():
+        available = sorted(p.name for p in SHIPPED_MODELS.iterdir() if (p / "config.json").is_file()) if SHIPPED_MODELS.is_dir() else []
+        raise MAGCError(f"No MAGC model at {path}: give a model folder with a config.json, or one of the "
+                        f"shipped presets {available or '(none installed)'}.")
+    return path
+
+
+def sha256_files(paths):
+    digest = hashlib.sha256()
+    for p in paths:
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _load_weights(module, path):
+    try:
+        state = load_file(str(path))
+    except (OSError, Exception) as exc:  # safetensors raises its own error types
+        raise MAGCError(f"Cannot read model weights {path}: {exc}. Reinstall the model folder.") from exc
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise MAGCError(f"Weights {path.name} do not fit the model in config.json "
+                        f"(missing {len(missing)}, unexpected {len(unexpected)} tensors): the folder is inconsistent.")
+
+
+def compact_config(name="compact", latent_channels=32, ae_width=64, N=64, M=64, map_channels=64, num_slices=8,
+                   num_res_blocks=1, unet_channels=(64, 128, 192), adapter_map_channels=64, rates=None):
+    """The configuration of a compact model (the shipped default, or tiny ones in tests)."""
+    from .denoiser import compact_unet_config
+    unet = compact_unet_config(latent_channels, unet_channels)
+    residuals = [unet["block_out_channels"][0]] + list(unet["block_out_channels"][:-1])
+    rates = rates or {"medium": {}}
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "name": name, "scale": "compact",
+        "autoencoder": dict(kind="compact", latent_channels=latent_channels, width=ae_width, mid_norm=True, latent_scale=1.0),
+        "lcm": dict(latent_channels=latent_channels, N=N, M=M, map_channels=map_channels, num_slices=num_slices,
+                    num_res_blocks=num_res_blocks),
+        "denoiser": {"unet": unet, "adapter": dict(residual_channels=residuals, latent_channels=latent_channels,
+                                                   map_channels=adapter_map_channels)},
+        "schedule": dict(SCHEDULE), "rates": rates, "default_rate": next(iter(rates)),
+        "tile_multiple": TILE_MULTIPLE,
+    }
+
+
+def build_autoencoder(cfg):
+    if cfg["kind"] == "compact":
+        return CompactAutoencoder(**{k: v for k, v in cfg.items() if k != "kind"})
+    from diffusers import AutoencoderKL
+    return DiffusersAutoencoder(AutoencoderKL.from_config(cfg["vae"]))
+
+
+def build_denoiser(cfg):
+    from diffusers import UNet2DConditionModel
+    unet = UNet2DConditionModel.from_config(cfg["unet"])
+    adapter = SemanticAdapter(**cfg["adapter"])
+    context = torch.zeros(cfg.get("context_shape", [1, 1, unet.config.cross_attention_dim]))
+    return ConditionalDenoiser(unet, adapter, context)
+
+
+class MAGCModel(torch.nn.Module):
+    def __init__(self, config, autoencoder, lcm, denoiser, rate, weights_sha256=""):
+        super().__init__()
+        self.config = config
+        self.autoencoder = autoencoder
+        self.lcm = lcm
+        self.denoiser = denoiser
+        self.rate = rate
+        self.weights_sha256 = weights_sha256
+        self.device = torch.device("cpu")
+
+    tile_multiple = TILE_MULTIPLE
+
+    # -- folders ------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path_or_preset="default", rate=None, device="auto"):
+        path = resolve_model_path(path_or_preset)
+        try:
+            config = json.loads((path / "config.json").read_text())
+        except ValueError as exc:
+            raise MAGCError(f"{path / 'config.json'} is not valid JSON: {exc}") from exc
+        if config.get("format") != FORMAT or config.get("format_version", 0) > FORMAT_VERSION:
+            raise MAGCError(f"{path} is not a MAGC model folder this version can read "
+                            f"(format {config.get('format')!r} v{config.get('format_version')}); update the plugin.")
+        rate = rate or config["default_rate"]
+        if rate not in config["rates"]:
+            raise MAGCError(f"Rate preset {rate!r} is not in {path}: choose one of {sorted(config['rates'])}.")
+        files = [path / "autoencoder.safetensors", path / "denoiser.safetensors", path / config["rates"][rate]["lcm_file"]]
+        for f in files:
+            if not f.is_file():
+                raise MAGCError(f"The model folder {path} lacks {f.name}: reinstall it.")
+        model = cls.from_config(config, rate)
+        _load_weights(model.autoencoder, files[0])
+        _load_weights(model.denoiser, files[1])
+        model.lcm.load_state_dict(load_file(str(files[2])))  # compressai resizes its CDF buffers here
+        model.weights_sha256 = sha256_files(files)
+        model.preset_name = config.get("name", path.name)
+        return model.to_device(device).eval()
+
+    @classmethod
+    def from_config(cls, config, rate=None):
+        """A model with freshly initialised weights (training starts here)."""
+        rate = rate or config.get("default_rate") or next(iter(config.get("rates", {"default": None})))
+        return cls(config, build_autoencoder(config["autoencoder"]), LatentCompressionModule(**config["lcm"]),
+                   build_denoiser(config["denoiser"]), rate)
+
+    def save_pretrained(self, path, lcms=None, card=None):
+        """Write the folder; `lcms` maps rate -> LatentCompressionModule (default: this model's one)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        lcms = lcms or {self.rate: self.lcm}
+        config = dict(self.config)
+        config["rates"] = {r: {**self.config.get("rates", {}).get(r, {}), "lcm_file": f"lcm-{r}.safetensors"} for r in lcms}
+        config["default_rate"] = config.get("default_rate") if config.get("default_rate") in lcms else next(iter(lcms))
+        _save(self.autoencoder, path / "autoencoder.safetensors")
+        _save(self.denoiser, path / "denoiser.safetensors")
+        for r, lcm in lcms.items():
+            lcm.update(force=True)
+            _save(lcm, path / f"lcm-{r}.safetensors")
+        (path / "config.json").write_text(json.dumps(config, indent=2))
+        if card:
+            (path / "MODEL_CARD.md").write_text(card)
+
+    def to_device(self, device="auto"):
+        self.device = resolve_device(device)
+        self.autoencoder.to(self.device)
+        self.denoiser.to(self.device)
+        self.lcm.to(self.device)
+        return self
+
+    def identity(self):
+        import compressai
+        import diffusers
+        from .. import __version__
+        return {
+            "preset": getattr(self, "preset_name", self.config.get("name", "")),
+            "scale": self.config.get("scale"),
+            "rate": self.rate,
+            "weights_sha256": self.weights_sha256,
+            "versions": {"magc": __version__, "torch": torch.__version__.split("+")[0],
+                         "compressai": compressai.__version__, "diffusers": diffusers.__version__},
+            "schedule": self.config.get("schedule", SCHEDULE),
+        }
+
+    # -- tiles --------------------------------------------------------------------
+    def _check_tile(self, image):
+        arr = np.asarray(image)
+        if arr.ndim != 3 or arr.shape[2] != 3:
+            raise MAGCError(f"A tile must be an RGB array of shape (H, W, 3), got {arr.shape}.")
+        if arr.dtype != np.uint8:
+            raise MAGCError(f"A tile must be 8-bit (uint8); got {arr.dtype}. Scale it to 0..255 first.")
+        h, w = arr.shape[:2]
+        if h == 0 or w == 0 or h % TILE_MULTIPLE or w % TILE_MULTIPLE:
+            raise MAGCError(f"Tile sides must be positive multiples of {TILE_MULTIPLE} pixels, got {w}x{h}: pad the tile.")
+        return arr
+
+    def _one_hot(self, class_raster, shape):
+        return to_one_hot(check_class_raster(class_raster, shape), self.device)
+
+    @torch.no_grad()
+    def compress_tile(self, image, class_raster):
+        arr = self._check_tile(image)
+        x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float().div(255).to(self.device)
+        latent = self.autoencoder.encode(x)
+        return self.lcm.compress(latent, self._one_hot(class_raster, arr.shape[:2]))
+
+    @torch.no_grad()
+    def decode_latent(self, payload, class_raster):
+        raster = check_class_raster(class_raster)
+        h, w = raster.shape
+        if h % TILE_MULTIPLE or w % TILE_MULTIPLE or not h or not w:
+            raise MAGCError(f"Tile sides must be positive multiples of {TILE_MULTIPLE} pixels, got {w}x{h}.")
+        return self.lcm.decompress(bytes(payload), (h // 32, w // 32), self._one_hot(raster, raster.shape))
+
+    @torch.no_grad()
+    def sample(self, latent_tilde, class_raster, steps=20, noise=0, callback=None):
+        one_hot = self._one_hot(class_raster, (latent_tilde.shape[-2] * DOWNSCALE, latent_tilde.shape[-1] * DOWNSCALE))
+        return sample(self.denoiser, latent_tilde.to(self.device), one_hot, steps=steps, noise=noise,
+                      callback=callback, schedule=self.config.get("schedule"))
+
+    @torch.no_grad()
+    def latent_to_image(self, latent):
+        x = self.autoencoder.decode(latent.to(self.device))
+        return (x[0].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
+
+    def decompress_tile(self, payload, class_raster, steps=20, seed=0, callback=None):
+        latent_tilde = self.decode_latent(payload, class_raster)
+        if steps == 0:  # stage 1 alone: the LCM's reconstruction without diffusion
+            return self.latent_to_image(latent_tilde)
+        return self.latent_to_image(self.sample(latent_tilde, class_raster, steps, seed, callback))
+
+    @torch.no_grad()
+    def estimate_bits(self, image, class_raster):
+        """The rate model's estimate (from likelihoods) for one tile, in bits."""
+        arr = self._check_tile(image)
+        x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float().div(255).to(self.device)
+        out = self.lcm(self.autoencoder.encode(x), self._one_hot(class_raster, arr.shape[:2]))
+        return float(sum(-torch.log2(l).sum() for l in out["likelihoods"].values()))
+
+
+def _save(module, path):
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    save_file(state, str(path))
