@@ -4,9 +4,20 @@
     model = MAGCModel.from_pretrained("default")
     payload = model.compress_tile(rgb_u8, class_raster_u8)
     rgb = model.decompress_tile(payload, class_raster_u8, steps=20, seed=0)
-"""
-from .classes import CLASS_NAMES, NUM_CLASSES, to_one_hot
-from .errors import MAGCError
-from .model import MAGCModel, resolve_device, resolve_model_path
 
-__all__ = ["CLASS_NAMES", "NUM_CLASSES", "MAGCError", "MAGCModel", "resolve_device", "resolve_model_path", "to_one_hot"]
+Names are imported lazily, so light modules (classes, errors) load without torch.
+"""
+from importlib import import_module
+
+_EXPORTS = {
+    "CLASS_NAMES": "classes", "NUM_CLASSES": "classes", "to_one_hot": "classes",
+    "MAGCError": "errors",
+    "MAGCModel": "model", "resolve_device": "model", "resolve_model_path": "model",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(name)
+    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)

@@ -6,7 +6,6 @@ the networks see it as a one-hot tensor with one channel per class. Class 0,
 (only buildings known, say) are a normal input.
 """
 import numpy as np
-import torch
 
 from .errors import MAGCError
 
@@ -47,6 +46,8 @@ def check_class_raster(class_raster, shape=None):
 
 def to_one_hot(class_raster, device="cpu"):
     """Class raster (H, W) -> float32 one-hot tensor (1, K, H, W)."""
+    import torch
+
     arr = check_class_raster(class_raster)
     idx = torch.from_numpy(arr.astype(np.int64)).to(device)
     one_hot = torch.nn.functional.one_hot(idx, NUM_CLASSES).permute(2, 0, 1).float()
