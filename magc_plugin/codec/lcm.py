@@ -161,7 +161,7 @@ class LatentCompressionModule(CompressionModel):
 
     @torch.no_grad()
     def compress(self, latent, one_hot):
-        """Encode one latent (batch 1). Returns the payload bytes and y_hat-decoded latent."""
+        """Encode one latent (batch 1) -> (payload bytes, y_hat as the decoder will see it)."""
         if latent.shape[0] != 1:
             raise MAGCError("LatentCompressionModule.compress codes one tile at a time (batch size 1).")
         maps = self.map_encoder(one_hot)
@@ -184,7 +184,7 @@ class LatentCompressionModule(CompressionModel):
             y_hat_slices.append(y_q.float() + mu)
         encoder.encode_with_indexes(symbols, indexes, cdf, cdf_lengths, offsets)
         y_string = encoder.flush()
-        return struct.pack("<I", len(z_string)) + z_string + y_string
+        return struct.pack("<I", len(z_string)) + z_string + y_string, torch.cat(y_hat_slices, dim=1)
 
     @torch.no_grad()
     def decompress_y(self, payload, y_size):

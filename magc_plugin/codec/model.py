@@ -97,6 +97,47 @@ def compact_config(name="compact", latent_channels=32, ae_width=64, N=64, M=64, 
     }
 
 
+def sd21_config(sd_folder, name="sd21", N=128, M=64, map_channels=192, num_slices=8, num_res_blocks=2, rates=None):
+    """The paper's scale: a local Stable Diffusion 2.1-base folder (diffusers layout) + MAGC parts."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    sd = Path(sd_folder)
+    if not (sd / "unet" / "config.json").is_file() or not (sd / "vae" / "config.json").is_file():
+        raise MAGCError(f"{sd} is not a Stable Diffusion folder in diffusers layout (needs unet/ and vae/).")
+    vae_cfg = dict(AutoencoderKL.load_config(sd / "vae"))
+    unet_cfg = dict(UNet2DConditionModel.load_config(sd / "unet"))
+    latent_channels = vae_cfg["latent_channels"]
+    unet_cfg["in_channels"] = 2 * latent_channels  # conv_in widened: cat(x_t, latent_tilde)
+    out = unet_cfg["block_out_channels"]
+    rates = rates or {"medium": {}}
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "name": name, "scale": "sd21",
+        "autoencoder": {"kind": "diffusers", "vae": vae_cfg},
+        "lcm": dict(latent_channels=latent_channels, N=N, M=M, map_channels=map_channels, num_slices=num_slices,
+                    num_res_blocks=num_res_blocks),
+        "denoiser": {"unet": unet_cfg, "context_shape": [1, 77, unet_cfg["cross_attention_dim"]],
+                     "adapter": dict(residual_channels=[out[0]] + list(out[:-1]), latent_channels=latent_channels,
+                                     map_channels=map_channels)},
+        "schedule": dict(SCHEDULE), "rates": rates, "default_rate": next(iter(rates)),
+        "tile_multiple": TILE_MULTIPLE,
+    }
+
+
+def empty_prompt_context(sd_folder, shape):
+    """SD's empty-prompt text embedding when its text encoder can run here, else zeros."""
+    sd = Path(sd_folder)
+    try:
+        from transformers import CLIPTextModel, CLIPTokenizer
+    except ImportError:
+        return torch.zeros(shape)
+    if not (sd / "text_encoder").is_dir() or not (sd / "tokenizer").is_dir():
+        return torch.zeros(shape)
+    tokenizer = CLIPTokenizer.from_pretrained(sd / "tokenizer")
+    encoder = CLIPTextModel.from_pretrained(sd / "text_encoder")
+    ids = tokenizer("", padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt").input_ids
+    with torch.no_grad():
+        return encoder(ids)[0]
+
+
 def build_autoencoder(cfg):
     if cfg["kind"] == "compact":
         return CompactAutoencoder(**{k: v for k, v in cfg.items() if k != "kind"})
@@ -150,6 +191,21 @@ class MAGCModel(torch.nn.Module):
         model.weights_sha256 = sha256_files(files)
         model.preset_name = config.get("name", path.name)
         return model.to_device(device).eval()
+
+    @classmethod
+    def from_sd21(cls, sd_folder, **lcm_kwargs):
+        """Paper scale from a local SD 2.1-base folder: pretrained VAE and UNet (conv_in widened,
+        new channels zero), fresh LCM and adapter, ready for MAGC training."""
+        from diffusers import AutoencoderKL, UNet2DConditionModel
+        from .denoiser import widen_conv_in
+        config = sd21_config(sd_folder, **lcm_kwargs)
+        model = cls.from_config(config)
+        sd = Path(sd_folder)
+        model.autoencoder = DiffusersAutoencoder(AutoencoderKL.from_pretrained(sd / "vae"))
+        unet = widen_conv_in(UNet2DConditionModel.from_pretrained(sd / "unet"), config["lcm"]["latent_channels"])
+        context = empty_prompt_context(sd, config["denoiser"]["context_shape"])
+        model.denoiser = ConditionalDenoiser(unet, model.denoiser.adapter, context)
+        return model
 
     @classmethod
     def from_config(cls, config, rate=None):
@@ -216,7 +272,7 @@ class MAGCModel(torch.nn.Module):
         arr = self._check_tile(image)
         x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float().div(255).to(self.device)
         latent = self.autoencoder.encode(x)
-        return self.lcm.compress(latent, self._one_hot(class_raster, arr.shape[:2]))
+        return self.lcm.compress(latent, self._one_hot(class_raster, arr.shape[:2]))[0]
 
     @torch.no_grad()
     def decode_latent(self, payload, class_raster):

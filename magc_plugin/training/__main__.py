@@ -1,0 +1,27 @@
+"""python -m magc_plugin.training [--out FOLDER] [--work FOLDER] [--device auto] [--steps-scale 1.0]"""
+import argparse
+
+import torch
+
+from ..codec.model import SHIPPED_MODELS, resolve_device
+from .recipe import CPU_STEPS, GPU_STEPS, Trainer
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m magc_plugin.training", description=__doc__)
+    parser.add_argument("--out", default=str(SHIPPED_MODELS / "compact"), help="model folder to write")
+    parser.add_argument("--work", default="runs/train", help="checkpoints and logs (resumable)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply every stage's step count")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    base = GPU_STEPS if device.type == "cuda" else CPU_STEPS
+    steps = {k: max(1, int(v * args.steps_scale)) for k, v in base.items()}
+    Trainer(args.work, args.out, device, steps=steps).run()
+
+
+if __name__ == "__main__":
+    main()

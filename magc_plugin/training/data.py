@@ -1,0 +1,115 @@
+"""Training and held-out samples from ../shared/data, with their guidance class rasters.
+
+Split, fixed by region so no held-out pixel is ever seen in training:
+
+| split    | Dubai land cover (full 6-class maps) | OpenAerialMap + OSM buildings (partial maps) |
+|----------|--------------------------------------|----------------------------------------------|
+| train    | tile_1, tile_2, tile_3, tile_4, tile_6 | zanzibar_tz (all zooms)                     |
+| heldout  | tile_7, tile_8                       | catanduanes_ph (all zooms)                   |
+
+Dubai masks are mapped onto the project's classes; OAM tiles get their guidance
+by rasterizing the OSM building polygons through `magc_plugin.guidance`, the same
+code the plugin uses, onto the tile's own georeferenced grid (EPSG:4326 masks).
+Nothing here is ever written into the repository.
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..codec.classes import BUILDING, NOT_MAPPED, OTHER_LAND, ROAD, VEGETATION, WATER
+from ..guidance import rasterize_features, read_vector_features
+
+REPO = Path(__file__).resolve().parents[2]
+SPLITS = {
+    "train": {"dubai": ["tile_1", "tile_2", "tile_3", "tile_4", "tile_6"], "oam": ["zanzibar_tz"]},
+    "heldout": {"dubai": ["tile_7", "tile_8"], "oam": ["catanduanes_ph"]},
+}
+DUBAI_COLOURS = {
+    (0x84, 0x29, 0xF6): OTHER_LAND, (0x3C, 0x10, 0x98): BUILDING, (0xFE, 0xDD, 0x3A): VEGETATION,
+    (0x6E, 0xC1, 0xE4): ROAD, (0xE2, 0xA9, 0x29): WATER, (0x9B, 0x9B, 0x9B): NOT_MAPPED, (0, 0, 0): NOT_MAPPED,
+}
+
+
+def data_root():
+    """../shared/data beside the repository, or $MAGC_DATA_DIR."""
+    return Path(os.environ.get("MAGC_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+def have_data():
+    root = data_root()
+    return (root / "dubai-landcover").is_dir() and (root / "oam-osm-buildings").is_dir()
+
+
+def dubai_mask_to_classes(mask_rgb):
+    """Dubai RGB mask -> class raster (nearest listed colour, robust to stray values)."""
+    colours = np.array(list(DUBAI_COLOURS), dtype=np.int32)
+    classes = np.array(list(DUBAI_COLOURS.values()), dtype=np.uint8)
+    flat = mask_rgb.reshape(-1, 3).astype(np.int32)
+    out = np.empty(len(flat), dtype=np.uint8)
+    for start in range(0, len(flat), 1 << 18):
+        chunk = flat[start:start + (1 << 18)]
+        dist = ((chunk[:, None, :] - colours[None]) ** 2).sum(-1)
+        out[start:start + len(chunk)] = classes[dist.argmin(1)]
+    return out.reshape(mask_rgb.shape[:2])
+
+
+def dubai_images(tiles):
+    """Yield (name, image u8 HxWx3, class raster HxW) for whole Dubai images."""
+    from PIL import Image
+    root = data_root() / "dubai-landcover"
+    for tile in tiles:
+        for img_path in sorted((root / tile / "images").glob("*.jpg")):
+            mask_path = root / tile / "masks" / (img_path.stem + ".png")
+            image = np.array(Image.open(img_path).convert("RGB"))
+            mask = np.array(Image.open(mask_path).convert("RGB"))
+            if mask.shape[:2] != image.shape[:2]:
+                continue
+            yield f"dubai/{tile}/{img_path.stem}", image, dubai_mask_to_classes(mask)
+
+
+def oam_guidance(region_dir, stem):
+    """Rasterize the OSM buildings of one OAM tile onto its georeferenced grid."""
+    import rasterio
+    with rasterio.open(region_dir / "masks" / f"{stem}.tif") as grid:
+        transform, width, height, crs = grid.transform, grid.width, grid.height, grid.crs
+    vectors = region_dir / "labels_per_tile" / f"{stem}.geojson"
+    features = list(read_vector_features(vectors, crs)) if vectors.is_file() else []
+    return rasterize_features(features, transform, width, height, crs.is_geographic)
+
+
+def oam_tiles(regions):
+    """Yield (name, image u8 256x256x3, class raster) for OAM tiles (buildings only: a partial map)."""
+    from PIL import Image
+    root = data_root() / "oam-osm-buildings"
+    for region in regions:
+        region_dir = root / region
+        for img_path in sorted((region_dir / "images").glob("*.png")):
+            image = np.array(Image.open(img_path).convert("RGB"))
+            classes = oam_guidance(region_dir, img_path.stem)
+            if classes.shape != image.shape[:2]:
+                continue
+            yield f"oam/{region}/{img_path.stem}", image, classes
+
+
+def crops(image, classes, size=256, stride=256):
+    """Regular grid of size x size crops covering the image (edges included)."""
+    h, w = classes.shape
+    if h < size or w < size:
+        return
+    ys = sorted(set(list(range(0, h - size + 1, stride)) + [h - size]))
+    xs = sorted(set(list(range(0, w - size + 1, stride)) + [w - size]))
+    for y in ys:
+        for x in xs:
+            yield (y, x), image[y:y + size, x:x + size], classes[y:y + size, x:x + size]
+
+
+def samples(split, size=256, stride=256):
+    """All size x size samples of a split: (name, image, class raster)."""
+    spec = SPLITS[split]
+    for name, image, classes in dubai_images(spec["dubai"]):
+        for (y, x), img, cls in crops(image, classes, size, stride):
+            yield f"{name}@{y},{x}", img, cls
+    for name, image, classes in oam_tiles(spec["oam"]):
+        for _, img, cls in crops(image, classes, size, size):
+            yield name, img, cls

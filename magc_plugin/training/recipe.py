@@ -1,0 +1,304 @@
+"""The whole training recipe of the compact MAGC model, stage by stage.
+
+Stages (each resumable from its checkpoint in the work folder, skipped when done):
+
+1. ``ae``: fine-tune the compact autoencoder on aerial crops (MSE), starting from the
+   MIT TAEF2 weights in ../shared/weights/taef2 when present.
+2. ``cache``: encode every training crop once; set the latent scale to 1/std.
+3. ``lcm``: one latent compression module per rate preset, loss
+   lambda * MSE(latent_tilde, latent) + bpp in latent space (MAGC.md, stage 1).
+4. ``denoiser``: the semantic adapter + conditional UNet, epsilon MSE on x_t with
+   latent_tilde from the frozen LCMs (a random rate per batch: one denoiser serves all).
+5. ``export``: write the model folder (config.json, safetensors, model card).
+
+Latent-space training runs on 128x128-pixel crops (16x16 latents), cheap on a CPU;
+the networks are fully convolutional and are evaluated on 256-pixel tiles.
+"""
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..codec.classes import to_one_hot
+from ..codec.lcm import LatentCompressionModule
+from ..codec.model import MAGCModel, compact_config
+from ..codec.sampler import training_scheduler
+from . import data
+
+RATES = {  # preset -> lambda of the rate-distortion loss (MAGC.md: 0.10 ... 1.25)
+    "low": 0.1,
+    "medium": 0.4,
+    "high": 1.25,
+}
+CPU_STEPS = {"ae": 300, "lcm": 1000, "denoiser": 3000}
+GPU_STEPS = {"ae": 4000, "lcm": 20000, "denoiser": 60000}
+# The autoencoder works at full resolution: a short fine-tune on small crops (it starts
+# from a pretrained initialisation, so it needs adapting, not learning).
+AE_CROP, AE_BATCH = 64, 4
+SHARED_WEIGHTS = data.REPO.parent / "shared" / "weights"
+
+
+def log(msg, logfile):
+    line = f"[{time.strftime('%H:%M:%S')}] {msg}"
+    print(line, flush=True)
+    with open(logfile, "a") as fh:
+        fh.write(line + "\n")
+
+
+def dihedral(t, k):
+    """One of the 8 flips/rotations, applied to the last two axes."""
+    if k & 4:
+        t = t.flip(-1)
+    return torch.rot90(t, k & 3, dims=(-2, -1))
+
+
+class Trainer:
+    def __init__(self, work, out, device, steps=None, seed=0, batch=16):
+        self.work = Path(work)
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.out = Path(out)
+        self.device = device
+        self.steps = steps or (GPU_STEPS if device.type == "cuda" else CPU_STEPS)
+        self.batch = batch if device.type != "cuda" else 64
+        self.seed = seed
+        self.logfile = self.work / "train.log"
+        self.config = compact_config(rates={r: {"lambda": lam} for r, lam in RATES.items()})
+        self.config["default_rate"] = "medium"
+        self.timings = {}
+
+    def log(self, msg):
+        log(msg, self.logfile)
+
+    # -- checkpoints ------------------------------------------------------------
+    def _ckpt(self, name):
+        return self.work / f"{name}.pt"
+
+    def _save(self, name, **state):
+        tmp = self._ckpt(name).with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self._ckpt(name))
+
+    def _load(self, name):
+        p = self._ckpt(name)
+        return torch.load(p, map_location="cpu", weights_only=False) if p.exists() else None
+
+    # -- stage 1: autoencoder -----------------------------------------------------
+    def stage_ae(self):
+        model = MAGCModel.from_config(self.config)
+        ae = model.autoencoder
+        state = self._load("ae")
+        if state and state.get("done"):
+            ae.load_state_dict(state["model"])
+            return ae
+        taef2 = SHARED_WEIGHTS / "taef2"
+        if state:
+            ae.load_state_dict(state["model"])
+        elif (taef2 / "taef2_encoder.pth").is_file():
+            ae.load_taesd_weights(torch.load(taef2 / "taef2_encoder.pth", map_location="cpu"),
+                                  torch.load(taef2 / "taef2_decoder.pth", map_location="cpu"))
+            self.log("autoencoder initialised from TAEF2 (MIT)")
+        ae.to(self.device).train()
+        opt = torch.optim.Adam(ae.parameters(), lr=5e-5)
+        if state:
+            opt.load_state_dict(state["opt"])
+        start = state["step"] if state else 0
+        images = self.train_images()
+        rng = np.random.default_rng(self.seed + start)
+        total = self.steps["ae"]
+        t0 = time.time()
+        for step in tqdm(range(start, total), desc="autoencoder", initial=start, total=total, mininterval=10):
+            x = self._pixel_batch(images, rng, AE_CROP, AE_BATCH)
+            loss = F.mse_loss(ae.decoder(ae.encoder(x)).clamp(0, 1), x)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if step % 50 == 0:
+                self.log(f"ae step {step} mse {loss.item():.5f} psnr {-10 * math.log10(loss.item() + 1e-10):.2f}")
+            if step % 200 == 199:
+                self._save("ae", model=ae.state_dict(), opt=opt.state_dict(), step=step + 1)
+        self.timings["ae"] = time.time() - t0
+        self._save("ae", model=ae.state_dict(), step=total, done=True)
+        return ae.cpu()
+
+    def train_images(self):
+        if not hasattr(self, "_images"):
+            self._images = [(img, cls) for _, img, cls in data.samples("train")]
+            self.log(f"{len(self._images)} training crops of 256x256")
+        return self._images
+
+    def _pixel_batch(self, images, rng, size, batch):
+        xs = []
+        for i in rng.integers(0, len(images), batch):
+            img = images[i][0]
+            y, x = rng.integers(0, 256 - size + 1, 2)
+            t = torch.from_numpy(np.ascontiguousarray(img[y:y + size, x:x + size])).permute(2, 0, 1).float() / 255
+            xs.append(dihedral(t, int(rng.integers(8))))
+        return torch.stack(xs).to(self.device)
+
+    # -- stage 2: latent cache --------------------------------------------------------
+    @torch.no_grad()
+    def stage_cache(self, ae):
+        path = self.work / "latents.pt"
+        if path.exists():
+            cache = torch.load(path, weights_only=False)
+            ae.config["latent_scale"] = cache["latent_scale"]
+            return cache
+        ae.to(self.device).eval()
+        ae.config["latent_scale"] = 1.0
+        latents, classes = [], []
+        for img, cls in tqdm(self.train_images(), desc="encode", mininterval=10):
+            x = torch.from_numpy(img).permute(2, 0, 1)[None].float().div(255).to(self.device)
+            latents.append(ae.encode(x)[0].cpu().half())
+            classes.append(torch.from_numpy(cls))
+        latents = torch.stack(latents)
+        scale = float(1.0 / latents.float().std())
+        cache = {"latents": latents * scale, "classes": torch.stack(classes), "latent_scale": scale}
+        ae.config["latent_scale"] = scale
+        torch.save(cache, path)
+        self.log(f"cached {len(latents)} latents, latent scale {scale:.4f}")
+        return cache
+
+    def _latent_batch(self, cache, rng, size=16):
+        """Random size x size latent crops (8*size pixels) with their maps, dihedral-augmented."""
+        n = cache["latents"].shape[0]
+        lat, one_hot = [], []
+        for i in rng.integers(0, n, self.batch):
+            y, x = rng.integers(0, 32 - size + 1, 2)
+            k = int(rng.integers(8))
+            lat.append(dihedral(cache["latents"][i, :, y:y + size, x:x + size].float(), k))
+            cls = cache["classes"][i, 8 * y:8 * (y + size), 8 * x:8 * (x + size)]
+            one_hot.append(dihedral(to_one_hot(cls.numpy())[0], k))
+        return torch.stack(lat).to(self.device), torch.stack(one_hot).to(self.device)
+
+    # -- stage 3: latent compression modules -----------------------------------------
+    def stage_lcm(self, cache, rate):
+        name = f"lcm-{rate}"
+        lam = RATES[rate]
+        lcm = LatentCompressionModule(**self.config["lcm"])
+        state = self._load(name)
+        if state and state.get("done"):
+            lcm.load_state_dict(state["model"])
+            return lcm
+        lcm.to(self.device).train()
+        params = [p for n, p in lcm.named_parameters() if not n.endswith("quantiles")]
+        aux = [p for n, p in lcm.named_parameters() if n.endswith("quantiles")]
+        opt, aux_opt = torch.optim.Adam(params, lr=2e-4), torch.optim.Adam(aux, lr=1e-3)
+        start = 0
+        if state:
+            lcm.load_state_dict(state["model"], strict=False)
+            opt.load_state_dict(state["opt"])
+            aux_opt.load_state_dict(state["aux_opt"])
+            start = state["step"]
+        total = self.steps["lcm"]
+        rng = np.random.default_rng(self.seed + 1000 + start + int(lam * 100))
+        t0 = time.time()
+        for step in tqdm(range(start, total), desc=f"lcm {rate}", initial=start, total=total, mininterval=10):
+            if step == int(total * 0.8):
+                for g in opt.param_groups:
+                    g["lr"] = 5e-5
+            latent, one_hot = self._latent_batch(cache, rng)
+            out = lcm(latent, one_hot)
+            pixels = latent.shape[0] * latent.shape[2] * latent.shape[3] * 64
+            bpp = sum(-torch.log2(l).sum() for l in out["likelihoods"].values()) / pixels
+            mse = F.mse_loss(out["latent_hat"], latent)
+            loss = lam * mse + bpp
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            aux_loss = lcm.aux_loss()
+            aux_opt.zero_grad()
+            aux_loss.backward()
+            aux_opt.step()
+            if step % 50 == 0:
+                self.log(f"{name} step {step} mse {mse.item():.4f} bpp {bpp.item():.4f} aux {aux_loss.item():.1f}")
+            if step % 250 == 249:
+                self._save(name, model=lcm.state_dict(), opt=opt.state_dict(), aux_opt=aux_opt.state_dict(), step=step + 1)
+        lcm.cpu().eval()
+        lcm.update(force=True)
+        self.timings[name] = time.time() - t0
+        self._save(name, model=lcm.state_dict(), step=total, done=True)
+        return lcm
+
+    # -- stage 4: denoiser -----------------------------------------------------------------
+    def stage_denoiser(self, cache, lcms):
+        model = MAGCModel.from_config(self.config)
+        den = model.denoiser
+        state = self._load("denoiser")
+        if state and state.get("done"):
+            den.load_state_dict(state["ema"])
+            return den
+        ema = MAGCModel.from_config(self.config).denoiser
+        ema.load_state_dict(den.state_dict())
+        den.to(self.device).train()
+        ema.to(self.device).eval().requires_grad_(False)
+        for lcm in lcms.values():
+            lcm.to(self.device).eval()
+        opt = torch.optim.AdamW(den.parameters(), lr=3e-4, weight_decay=0.01)
+        start = 0
+        if state:
+            den.load_state_dict(state["model"])
+            ema.load_state_dict(state["ema"])
+            opt.load_state_dict(state["opt"])
+            start = state["step"]
+        scheduler = training_scheduler(self.config["schedule"])
+        alphas = scheduler.alphas_cumprod.to(self.device)
+        total = self.steps["denoiser"]
+        rng = np.random.default_rng(self.seed + 2000 + start)
+        gen = torch.Generator().manual_seed(self.seed + start)
+        rates = list(lcms)
+        t0 = time.time()
+        for step in tqdm(range(start, total), desc="denoiser", initial=start, total=total, mininterval=10):
+            latent, one_hot = self._latent_batch(cache, rng)
+            with torch.no_grad():
+                latent_tilde = lcms[rates[step % len(rates)]](latent, one_hot)["latent_hat"]
+            noise = torch.randn(latent.shape, generator=gen).to(self.device)
+            t = torch.randint(0, scheduler.config.num_train_timesteps, (latent.shape[0],), generator=gen).to(self.device)
+            a = alphas[t].view(-1, 1, 1, 1)
+            x_t = a.sqrt() * latent + (1 - a).sqrt() * noise
+            loss = F.mse_loss(den(x_t, t, latent_tilde, one_hot), noise)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(den.parameters(), 1.0)
+            opt.step()
+            decay = min(0.999, (1 + step) / (10 + step))
+            with torch.no_grad():
+                for pe, p in zip(ema.parameters(), den.parameters()):
+                    pe.lerp_(p, 1 - decay)
+            if step % 50 == 0:
+                self.log(f"denoiser step {step} eps-mse {loss.item():.4f}")
+            if step % 250 == 249:
+                self._save("denoiser", model=den.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), step=step + 1)
+        self.timings["denoiser"] = time.time() - t0
+        self._save("denoiser", ema=ema.state_dict(), step=total, done=True)
+        return ema.cpu()
+
+    # -- stage 5: export ----------------------------------------------------------------------
+    def export(self, ae, lcms, den):
+        model = MAGCModel(self.config, ae.cpu(), lcms["medium"], den.cpu(), "medium")
+        self.config["training"] = {
+            "steps": self.steps, "batch": self.batch, "seed": self.seed, "rates_lambda": RATES,
+            "device": str(self.device), "hardware": f"{platform.processor() or platform.machine()}, "
+                                                    f"{torch.get_num_threads()} threads",
+            "seconds": {k: round(v) for k, v in self.timings.items()},
+        }
+        model.save_pretrained(self.out, lcms=lcms)
+        self.log(f"model written to {self.out}")
+
+    def run(self):
+        if not data.have_data():
+            raise SystemExit(f"Training needs ../shared/data (looked in {data.data_root()}).")
+        torch.manual_seed(self.seed)
+        ae = self.stage_ae()
+        cache = self.stage_cache(ae)
+        lcms = {rate: self.stage_lcm(cache, rate) for rate in RATES}
+        den = self.stage_denoiser(cache, lcms)
+        self.export(ae, lcms, den)
+        timings_path = self.work / "timings.json"
+        timings_path.write_text(json.dumps(self.timings, indent=2))
