@@ -1,0 +1,469 @@
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE TS>
+<TS version="2.1" language="fr_FR" sourcelanguage="en">
+<context>
+    <name>CompressRaster</name>
+    <message>
+        <source>Compress raster</source>
+        <translation>Compresser un raster</translation>
+    </message>
+    <message>
+        <source>Compresses an RGB raster to a .magc file at an extremely low bitrate, helped by a vector map (buildings, roads, water, vegetation, other land) that the decoder will have too, such as OpenStreetMap. The CRS, geotransform and nodata of the raster are kept. The real size in bits per pixel is reported. Decompress with the same guidance layers.</source>
+        <translation>Compresse un raster RVB en un fichier .magc à très bas débit, aidé par une carte vecteur (bâtiments, routes, eau, végétation, autre terrain) dont le décodeur disposera aussi, comme OpenStreetMap. Le SCR, le géoréférencement et le nodata du raster sont conservés. La taille réelle en bits par pixel est indiquée. Décompressez avec les mêmes couches de guidage.</translation>
+    </message>
+    <message>
+        <source>The image to compress: 8-bit RGB, any CRS; nodata pixels are kept as nodata.</source>
+        <translation>L'image à compresser : RVB 8 bits, tout SCR ; les pixels nodata restent nodata.</translation>
+    </message>
+    <message>
+        <source>Three bands to code as red, green and blue. Empty: bands 1, 2, 3 (one band: grey).</source>
+        <translation>Trois bandes à coder en rouge, vert et bleu. Vide : bandes 1, 2, 3 (une bande : niveaux de gris).</translation>
+    </message>
+    <message>
+        <source>Bitrate preset</source>
+        <translation>Débit prédéfini</translation>
+    </message>
+    <message>
+        <source>The model's rate preset: lower rates give smaller files and more invented detail. 'default' is the model's default preset.</source>
+        <translation>Le débit prédéfini du modèle : un débit plus bas donne des fichiers plus petits et plus de détails inventés. « default » est le débit par défaut du modèle.</translation>
+    </message>
+    <message>
+        <source>Side of the tiles coded one at a time (a multiple of 64). Smaller tiles use less memory.</source>
+        <translation>Côté des tuiles codées une à une (multiple de 64). Des tuiles plus petites utilisent moins de mémoire.</translation>
+    </message>
+    <message>
+        <source>Store the rasterized map in the file (it costs bits) so that it decodes without the vector layers.</source>
+        <translation>Stocker la carte rastérisée dans le fichier (cela coûte des bits) pour décoder sans les couches vecteur.</translation>
+    </message>
+    <message>
+        <source>The .magc file to write.</source>
+        <translation>Le fichier .magc à écrire.</translation>
+    </message>
+    <message>
+        <source>Input raster</source>
+        <translation>Raster en entrée</translation>
+    </message>
+    <message>
+        <source>Bands (red, green, blue)</source>
+        <translation>Bandes (rouge, vert, bleu)</translation>
+    </message>
+    <message>
+        <source>Tile size (pixels)</source>
+        <translation>Taille des tuiles (pixels)</translation>
+    </message>
+    <message>
+        <source>Embed the guidance map in the file</source>
+        <translation>Inclure la carte de guidage dans le fichier</translation>
+    </message>
+    <message>
+        <source>Compressed file</source>
+        <translation>Fichier compressé</translation>
+    </message>
+    <message>
+        <source>MAGC files (*.magc)</source>
+        <translation>Fichiers MAGC (*.magc)</translation>
+    </message>
+    <message>
+        <source>Loading the model</source>
+        <translation>Chargement du modèle</translation>
+    </message>
+    <message>
+        <source>Wrote {}: {} bytes, {:.4f} bpp for {} pixels in {} tiles, {:.1f} s</source>
+        <translation>{} écrit : {} octets, {:.4f} bpp pour {} pixels en {} tuiles, {:.1f} s</translation>
+    </message>
+    <message>
+        <source>Model {} at rate '{}' on {}</source>
+        <translation>Modèle {} au débit « {} » sur {}</translation>
+    </message>
+    <message>
+        <source>Size (bytes)</source>
+        <translation>Taille (octets)</translation>
+    </message>
+    <message>
+        <source>Bits per pixel</source>
+        <translation>Bits par pixel</translation>
+    </message>
+    <message>
+        <source>Pixels</source>
+        <translation>Pixels</translation>
+    </message>
+    <message>
+        <source>Tiles</source>
+        <translation>Tuiles</translation>
+    </message>
+    <message>
+        <source>Time (seconds)</source>
+        <translation>Durée (secondes)</translation>
+    </message>
+</context>
+<context>
+    <name>DecompressRaster</name>
+    <message>
+        <source>Decompress raster</source>
+        <translation>Décompresser un raster</translation>
+    </message>
+    <message>
+        <source>Decodes a .magc file into a GeoTIFF with the original CRS, geotransform and nodata, and loads it. Give the guidance layers that were used to compress: the decoder draws detail that the map implies. The same seed gives the same image.</source>
+        <translation>Décode un fichier .magc en un GeoTIFF avec le SCR, le géoréférencement et le nodata d'origine, et le charge. Donnez les couches de guidage utilisées à la compression : le décodeur dessine les détails que la carte implique. La même graine donne la même image.</translation>
+    </message>
+    <message>
+        <source>A .magc file written by 'Compress raster'.</source>
+        <translation>Un fichier .magc écrit par « Compresser un raster ».</translation>
+    </message>
+    <message>
+        <source>More steps: finer texture, slower decoding.</source>
+        <translation>Plus d'étapes : texture plus fine, décodage plus lent.</translation>
+    </message>
+    <message>
+        <source>Seed of the decoder's noise: the same file, map and seed always give the same image.</source>
+        <translation>Graine du bruit du décodeur : le même fichier, la même carte et la même graine donnent toujours la même image.</translation>
+    </message>
+    <message>
+        <source>Decode only the tiles that cover this extent. Empty: the whole raster.</source>
+        <translation>Décoder seulement les tuiles qui couvrent cette emprise. Vide : tout le raster.</translation>
+    </message>
+    <message>
+        <source>Fail instead of warning when the guidance map differs from the one used to compress.</source>
+        <translation>Échouer au lieu d'avertir quand la carte de guidage diffère de celle utilisée à la compression.</translation>
+    </message>
+    <message>
+        <source>The decoded GeoTIFF.</source>
+        <translation>Le GeoTIFF décodé.</translation>
+    </message>
+    <message>
+        <source>Compressed file</source>
+        <translation>Fichier compressé</translation>
+    </message>
+    <message>
+        <source>Diffusion steps</source>
+        <translation>Étapes de diffusion</translation>
+    </message>
+    <message>
+        <source>Seed</source>
+        <translation>Graine</translation>
+    </message>
+    <message>
+        <source>Extent to decode</source>
+        <translation>Emprise à décoder</translation>
+    </message>
+    <message>
+        <source>Stop if the guidance differs</source>
+        <translation>Arrêter si le guidage diffère</translation>
+    </message>
+    <message>
+        <source>Decoded raster</source>
+        <translation>Raster décodé</translation>
+    </message>
+    <message>
+        <source>Wrote {}: {} pixels in {} tiles, {:.1f} s</source>
+        <translation>{} écrit : {} pixels en {} tuiles, {:.1f} s</translation>
+    </message>
+    <message>
+        <source>Pixels</source>
+        <translation>Pixels</translation>
+    </message>
+    <message>
+        <source>Tiles</source>
+        <translation>Tuiles</translation>
+    </message>
+    <message>
+        <source>Time (seconds)</source>
+        <translation>Durée (secondes)</translation>
+    </message>
+</context>
+<context>
+    <name>Diagnostics</name>
+    <message>
+        <source>Diagnostics</source>
+        <translation>Diagnostic</translation>
+    </message>
+    <message>
+        <source>Reports the versions of QGIS, Python and the packages MAGC needs, the device PyTorch will use, and the model files with their SHA-256 checksums. Run it first when a tool fails, and attach its report to bug reports.</source>
+        <translation>Indique les versions de QGIS, de Python et des paquets nécessaires à MAGC, le périphérique qu'utilisera PyTorch, et les fichiers du modèle avec leurs sommes SHA-256. Lancez-le d'abord quand un outil échoue, et joignez son rapport aux signalements de bogues.</translation>
+    </message>
+    <message>
+        <source>The model folder to check. Empty: the model shipped with the plugin.</source>
+        <translation>Le dossier de modèle à vérifier. Vide : le modèle livré avec l'extension.</translation>
+    </message>
+    <message>
+        <source>The report as JSON.</source>
+        <translation>Le rapport en JSON.</translation>
+    </message>
+    <message>
+        <source>Model folder</source>
+        <translation>Dossier du modèle</translation>
+    </message>
+    <message>
+        <source>Report</source>
+        <translation>Rapport</translation>
+    </message>
+    <message>
+        <source>JSON files (*.json)</source>
+        <translation>Fichiers JSON (*.json)</translation>
+    </message>
+    <message>
+        <source>Device</source>
+        <translation>Périphérique</translation>
+    </message>
+    <message>
+        <source>PyTorch version</source>
+        <translation>Version de PyTorch</translation>
+    </message>
+</context>
+<context>
+    <name>Evaluate</name>
+    <message>
+        <source>Evaluate</source>
+        <translation>Évaluer</translation>
+    </message>
+    <message>
+        <source>Compares a decoded raster with its original: PSNR and MS-SSIM, bits per pixel when the .magc file is given, and the perceptual metrics LPIPS and DISTS when their network weights are available. Figures are outputs and an HTML report; nodata pixels are left out.</source>
+        <translation>Compare un raster décodé à son original : PSNR et MS-SSIM, bits par pixel si le fichier .magc est donné, et les mesures perceptuelles LPIPS et DISTS si leurs poids sont disponibles. Les résultats sont des sorties et un rapport HTML ; les pixels nodata sont exclus.</translation>
+    </message>
+    <message>
+        <source>The raster that was compressed.</source>
+        <translation>Le raster qui a été compressé.</translation>
+    </message>
+    <message>
+        <source>The output of 'Decompress raster', on the same grid.</source>
+        <translation>La sortie de « Décompresser un raster », sur la même grille.</translation>
+    </message>
+    <message>
+        <source>The .magc file, to report its real size in bits per pixel.</source>
+        <translation>Le fichier .magc, pour indiquer sa taille réelle en bits par pixel.</translation>
+    </message>
+    <message>
+        <source>Folder with the LPIPS/DISTS backbone weights. Empty: perceptual metrics are reported only if their weights are installed; nothing is downloaded.</source>
+        <translation>Dossier des poids des réseaux LPIPS/DISTS. Vide : les mesures perceptuelles ne sont données que si leurs poids sont installés ; rien n'est téléchargé.</translation>
+    </message>
+    <message>
+        <source>The HTML report.</source>
+        <translation>Le rapport HTML.</translation>
+    </message>
+    <message>
+        <source>Original raster</source>
+        <translation>Raster d'origine</translation>
+    </message>
+    <message>
+        <source>Decoded raster</source>
+        <translation>Raster décodé</translation>
+    </message>
+    <message>
+        <source>Compressed file</source>
+        <translation>Fichier compressé</translation>
+    </message>
+    <message>
+        <source>Metric weights folder</source>
+        <translation>Dossier des poids des mesures</translation>
+    </message>
+    <message>
+        <source>Report</source>
+        <translation>Rapport</translation>
+    </message>
+    <message>
+        <source>HTML files (*.html)</source>
+        <translation>Fichiers HTML (*.html)</translation>
+    </message>
+    <message>
+        <source>Computing the metrics</source>
+        <translation>Calcul des mesures</translation>
+    </message>
+    <message>
+        <source>Bits per pixel</source>
+        <translation>Bits par pixel</translation>
+    </message>
+    <message>
+        <source>PSNR (dB)</source>
+        <translation>PSNR (dB)</translation>
+    </message>
+    <message>
+        <source>MS-SSIM</source>
+        <translation>MS-SSIM</translation>
+    </message>
+    <message>
+        <source>LPIPS</source>
+        <translation>LPIPS</translation>
+    </message>
+    <message>
+        <source>DISTS</source>
+        <translation>DISTS</translation>
+    </message>
+</context>
+<context>
+    <name>MAGCAlgorithm</name>
+    <message>
+        <source>Vector layers whose features are classified one by one from OpenStreetMap tags (building, highway, waterway, natural, landuse...) or the 'fclass' field of OSM exports. Features with no recognised tag are skipped. Give the same layers to Compress and Decompress.</source>
+        <translation>Couches vecteur dont les entités sont classées une à une d'après les attributs OpenStreetMap (building, highway, waterway, natural, landuse...) ou le champ « fclass » des exports OSM. Les entités sans attribut reconnu sont ignorées. Donnez les mêmes couches à Compresser et à Décompresser.</translation>
+    </message>
+    <message>
+        <source>A class raster made by 'Rasterize guidance' (0 not mapped, 1 building, 2 road, 3 water, 4 vegetation, 5 other land), used where no vector layer maps a pixel.</source>
+        <translation>Un raster de classes produit par « Rastériser le guidage » (0 non cartographié, 1 bâtiment, 2 route, 3 eau, 4 végétation, 5 autre terrain), utilisé là où aucune couche vecteur ne cartographie un pixel.</translation>
+    </message>
+    <message>
+        <source>A MAGC model folder (config.json and .safetensors files). Empty: the model shipped with the plugin. Decompress with the model that compressed.</source>
+        <translation>Un dossier de modèle MAGC (config.json et fichiers .safetensors). Vide : le modèle livré avec l'extension. Décompressez avec le modèle qui a compressé.</translation>
+    </message>
+    <message>
+        <source>Device</source>
+        <translation>Périphérique</translation>
+    </message>
+    <message>
+        <source>Where the networks run: 'auto' takes a CUDA GPU when PyTorch sees one, else the CPU.</source>
+        <translation>Où tournent les réseaux : « auto » prend un GPU CUDA si PyTorch en voit un, sinon le CPU.</translation>
+    </message>
+    <message>
+        <source>Guidance layers classified by OSM tags</source>
+        <translation>Couches de guidage classées par attributs OSM</translation>
+    </message>
+    <message>
+        <source>Guidance class raster</source>
+        <translation>Raster de classes de guidage</translation>
+    </message>
+    <message>
+        <source>Model folder</source>
+        <translation>Dossier du modèle</translation>
+    </message>
+    <message>
+        <source>No guidance layer given: the codec works without a map, but with less detail. Give the same layers when decompressing.</source>
+        <translation>Aucune couche de guidage : le codec fonctionne sans carte, mais avec moins de détails. Donnez les mêmes couches à la décompression.</translation>
+    </message>
+    <message>
+        <source>Canceled.</source>
+        <translation>Annulé.</translation>
+    </message>
+    <message>
+        <source>Out of memory: choose a smaller tile size.</source>
+        <translation>Mémoire insuffisante : choisissez une taille de tuile plus petite.</translation>
+    </message>
+    <message>
+        <source>The raster '{}' is not a GDAL file (provider '{}'): save it as a GeoTIFF first (Export &gt; Save As).</source>
+        <translation>Le raster « {} » n'est pas un fichier GDAL (fournisseur « {} ») : enregistrez-le d'abord en GeoTIFF (Exporter &gt; Enregistrer sous).</translation>
+    </message>
+    <message>
+        <source>Guidance '{}': {} features mapped, {} without a recognised class.</source>
+        <translation>Guidage « {} » : {} entités cartographiées, {} sans classe reconnue.</translation>
+    </message>
+    <message>
+        <source>The device ran out of memory: choose a smaller tile size or the CPU device.</source>
+        <translation>Le périphérique manque de mémoire : choisissez une taille de tuile plus petite ou le CPU.</translation>
+    </message>
+    <message>
+        <source>Guidance '{}' contributed nothing: it does not overlap the raster (check its CRS and extent) or none of its features has a known class.</source>
+        <translation>Le guidage « {} » n'a rien apporté : il ne recouvre pas le raster (vérifiez son SCR et son emprise) ou aucune de ses entités n'a de classe connue.</translation>
+    </message>
+    <message>
+        <source>MAGC needs the Python package '{}', which QGIS's Python cannot import ({}). {}</source>
+        <translation>MAGC a besoin du paquet Python « {} », que le Python de QGIS ne peut pas importer ({}). {}</translation>
+    </message>
+    <message>
+        <source>MAGC failed: {}</source>
+        <translation>Échec de MAGC : {}</translation>
+    </message>
+    <message>
+        <source>Cannot read or write a file: {}</source>
+        <translation>Impossible de lire ou d'écrire un fichier : {}</translation>
+    </message>
+    <message>
+        <source>Compression</source>
+        <translation>Compression</translation>
+    </message>
+    <message>
+        <source>Guidance</source>
+        <translation>Guidage</translation>
+    </message>
+    <message>
+        <source>Tools</source>
+        <translation>Outils</translation>
+    </message>
+    <message>
+        <source>Buildings (guidance layer)</source>
+        <translation>Bâtiments (couche de guidage)</translation>
+    </message>
+    <message>
+        <source>Roads (guidance layer)</source>
+        <translation>Routes (couche de guidage)</translation>
+    </message>
+    <message>
+        <source>Water (guidance layer)</source>
+        <translation>Eau (couche de guidage)</translation>
+    </message>
+    <message>
+        <source>Vegetation (guidance layer)</source>
+        <translation>Végétation (couche de guidage)</translation>
+    </message>
+    <message>
+        <source>Other land (guidance layer)</source>
+        <translation>Autre terrain (couche de guidage)</translation>
+    </message>
+    <message>
+        <source>Every feature of this layer is mapped as 'buildings', whatever its attributes. Any vector source and CRS; lines are buffered to a typical width.</source>
+        <translation>Chaque entité de cette couche est cartographiée comme « bâtiment », quels que soient ses attributs. Toute source vecteur et tout SCR ; les lignes reçoivent une largeur typique.</translation>
+    </message>
+    <message>
+        <source>Every feature of this layer is mapped as 'roads', whatever its attributes. Any vector source and CRS; lines are buffered to a typical width.</source>
+        <translation>Chaque entité de cette couche est cartographiée comme « route », quels que soient ses attributs. Toute source vecteur et tout SCR ; les lignes reçoivent une largeur typique.</translation>
+    </message>
+    <message>
+        <source>Every feature of this layer is mapped as 'water', whatever its attributes. Any vector source and CRS; lines are buffered to a typical width.</source>
+        <translation>Chaque entité de cette couche est cartographiée comme « eau », quels que soient ses attributs. Toute source vecteur et tout SCR ; les lignes reçoivent une largeur typique.</translation>
+    </message>
+    <message>
+        <source>Every feature of this layer is mapped as 'vegetation', whatever its attributes. Any vector source and CRS; lines are buffered to a typical width.</source>
+        <translation>Chaque entité de cette couche est cartographiée comme « végétation », quels que soient ses attributs. Toute source vecteur et tout SCR ; les lignes reçoivent une largeur typique.</translation>
+    </message>
+    <message>
+        <source>Every feature of this layer is mapped as 'other land', whatever its attributes. Any vector source and CRS; lines are buffered to a typical width.</source>
+        <translation>Chaque entité de cette couche est cartographiée comme « autre terrain », quels que soient ses attributs. Toute source vecteur et tout SCR ; les lignes reçoivent une largeur typique.</translation>
+    </message>
+    <message>
+        <source>Install the plugin's Python dependencies into QGIS's Python: run 'python3 build.py setup' in the plugin's source folder, or 'pip install -r requirements.txt' with QGIS's Python (see the README).</source>
+        <translation>Installez les dépendances Python de l'extension dans le Python de QGIS : lancez « python3 build.py setup » dans le dossier source de l'extension, ou « pip install -r requirements.txt » avec le Python de QGIS (voir le README).</translation>
+    </message>
+</context>
+<context>
+    <name>MAGCProvider</name>
+    <message>
+        <source>MAGC map-assisted generative compression</source>
+        <translation>MAGC : compression générative assistée par carte</translation>
+    </message>
+</context>
+<context>
+    <name>RasterizeGuidance</name>
+    <message>
+        <source>Rasterize guidance</source>
+        <translation>Rastériser le guidage</translation>
+    </message>
+    <message>
+        <source>Burns the guidance vector layers into the class raster the codec sees, on the grid of a raster: 0 not mapped, 1 building, 2 road, 3 water, 4 vegetation, 5 other land. Use it to check a map before compressing, or feed it to Compress and Decompress as a guidance class raster.</source>
+        <translation>Rastérise les couches vecteur de guidage en raster de classes tel que le voit le codec, sur la grille d'un raster : 0 non cartographié, 1 bâtiment, 2 route, 3 eau, 4 végétation, 5 autre terrain. Utile pour vérifier une carte avant de compresser, ou à donner à Compresser et Décompresser comme raster de classes de guidage.</translation>
+    </message>
+    <message>
+        <source>The class raster gets this raster's extent, pixel size and CRS.</source>
+        <translation>Le raster de classes prend l'emprise, la taille de pixel et le SCR de ce raster.</translation>
+    </message>
+    <message>
+        <source>A one-band uint8 GeoTIFF with a colour table and class names.</source>
+        <translation>Un GeoTIFF uint8 à une bande avec table de couleurs et noms de classes.</translation>
+    </message>
+    <message>
+        <source>Raster giving the grid</source>
+        <translation>Raster donnant la grille</translation>
+    </message>
+    <message>
+        <source>Guidance class raster</source>
+        <translation>Raster de classes de guidage</translation>
+    </message>
+    <message>
+        <source>Mapped fraction</source>
+        <translation>Part cartographiée</translation>
+    </message>
+    <message>
+        <source>{:.1%} of the pixels are mapped.</source>
+        <translation>{:.1%} des pixels sont cartographiés.</translation>
+    </message>
+    <message>
+        <source>Cannot open {}: {}</source>
+        <translation>Impossible d'ouvrir {} : {}</translation>
+    </message>
+</context>
+</TS>

@@ -1,0 +1,99 @@
+"""Compress raster: an image raster and its vector map -> a .magc file."""
+import json
+
+from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterBand, QgsProcessingParameterBoolean,
+                       QgsProcessingParameterEnum, QgsProcessingParameterFileDestination,
+                       QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer)
+
+from .base import MAGCAlgorithm, raster_path
+
+FALLBACK_RATES = ("low", "medium", "high")
+
+
+def rate_options():
+    """'default' then the shipped model's rate presets (or the usual three if no model is installed yet).
+
+    Reads config.json directly: the codec's model module imports torch, which the toolbox must not need.
+    """
+    from ..plugin import PLUGIN_DIR
+    try:
+        config = json.loads((PLUGIN_DIR / "models" / "compact" / "config.json").read_text())
+        rates = tuple(config["rates"])
+    except (OSError, ValueError, KeyError):
+        rates = FALLBACK_RATES
+    return ("default",) + rates
+
+
+class CompressRaster(MAGCAlgorithm):
+    INPUT = "INPUT"
+    BANDS = "BANDS"
+    RATE = "RATE"
+    TILE_SIZE = "TILE_SIZE"
+    EMBED_GUIDANCE = "EMBED_GUIDANCE"
+    OUTPUT = "OUTPUT"
+    REPORT_KEYS = ("BYTES", "BPP", "PIXELS", "TILES", "SECONDS")
+
+    def name(self):
+        return "compressraster"
+
+    def displayName(self):  # noqa: N802 (QGIS's name)
+        return self.tr("Compress raster")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS's name)
+        return self.tr("Compresses an RGB raster to a .magc file at an extremely low bitrate, helped by a vector map "
+                       "(buildings, roads, water, vegetation, other land) that the decoder will have too, such as "
+                       "OpenStreetMap. The CRS, geotransform and nodata of the raster are kept. The real size in "
+                       "bits per pixel is reported. Decompress with the same guidance layers.")
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
+        self.add(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Input raster")),
+                 self.tr("The image to compress: 8-bit RGB, any CRS; nodata pixels are kept as nodata."))
+        self.add(QgsProcessingParameterBand(self.BANDS, self.tr("Bands (red, green, blue)"),
+                                            parentLayerParameterName=self.INPUT, optional=True, allowMultiple=True),
+                 self.tr("Three bands to code as red, green and blue. Empty: bands 1, 2, 3 (one band: grey)."),
+                 advanced=True)
+        self.add_guidance_parameters()
+        rate = QgsProcessingParameterEnum(self.RATE, self.tr("Bitrate preset"), options=list(rate_options()),
+                                          defaultValue="default")
+        rate.setUsesStaticStrings(True)
+        self.add(rate, self.tr("The model's rate preset: lower rates give smaller files and more invented detail. "
+                               "'default' is the model's default preset."))
+        self.add(QgsProcessingParameterNumber(self.TILE_SIZE, self.tr("Tile size (pixels)"),
+                                              QgsProcessingParameterNumber.Integer, 512, minValue=64, maxValue=4096),
+                 self.tr("Side of the tiles coded one at a time (a multiple of 64). Smaller tiles use less memory."),
+                 advanced=True)
+        self.add(QgsProcessingParameterBoolean(self.EMBED_GUIDANCE, self.tr("Embed the guidance map in the file"),
+                                               defaultValue=False),
+                 self.tr("Store the rasterized map in the file (it costs bits) so that it decodes without the "
+                         "vector layers."), advanced=True)
+        self.add_model_parameters()
+        self.add(QgsProcessingParameterFileDestination(self.OUTPUT, self.tr("Compressed file"),
+                                                       self.tr("MAGC files (*.magc)")),
+                 self.tr("The .magc file to write."))
+        for key, label in zip(self.REPORT_KEYS, ("Size (bytes)", "Bits per pixel", "Pixels", "Tiles",
+                                                 "Time (seconds)")):
+            self.addOutput(QgsProcessingOutputNumber(key, self.tr(label)))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        src = raster_path(layer)
+        bands = self.parameterAsInts(parameters, self.BANDS, context) or None
+        rate = self.parameterAsEnumString(parameters, self.RATE, context)
+        tile_size = self.parameterAsInt(parameters, self.TILE_SIZE, context)
+        embed = self.parameterAsBool(parameters, self.EMBED_GUIDANCE, context)
+        model_path, device = self.model_and_device(parameters, context)
+        output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
+        guidance = self.guidance(parameters, context, feedback)
+        with self.core_errors(feedback):
+            from .. import tiling
+            from ..codec.model import MAGCModel
+            feedback.setProgressText(self.tr("Loading the model"))
+            model = MAGCModel.from_pretrained(model_path, rate=None if rate == "default" else rate, device=device)
+            feedback.pushInfo(self.tr("Model {} at rate '{}' on {}").format(model_path, model.rate, model.device))
+            report = tiling.compress_raster(src, output, guidance, model, bands=bands, tile_size=tile_size,
+                                            embed_guidance=embed, progress=self.progress(feedback),
+                                            cancel=feedback.isCanceled)
+        self.report_guidance(guidance, feedback)
+        feedback.pushInfo(self.tr("Wrote {}: {} bytes, {:.4f} bpp for {} pixels in {} tiles, {:.1f} s").format(
+            output, report["bytes"], report["bpp"], report["pixels"], report["tiles"], report["seconds"]))
+        return {self.OUTPUT: output, **{key: report[key.lower()] for key in self.REPORT_KEYS}}

@@ -1,0 +1,78 @@
+"""Decompress raster: a .magc file and the same vector map -> a GeoTIFF in the original grid."""
+from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterBoolean, QgsProcessingParameterExtent,
+                       QgsProcessingParameterFile, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterDestination)
+
+from .base import MAGCAlgorithm
+
+
+class DecompressRaster(MAGCAlgorithm):
+    INPUT = "INPUT"
+    STEPS = "STEPS"
+    SEED = "SEED"
+    EXTENT = "EXTENT"
+    STRICT_GUIDANCE = "STRICT_GUIDANCE"
+    OUTPUT = "OUTPUT"
+    REPORT_KEYS = ("PIXELS", "TILES", "SECONDS")
+
+    def name(self):
+        return "decompressraster"
+
+    def displayName(self):  # noqa: N802 (QGIS's name)
+        return self.tr("Decompress raster")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS's name)
+        return self.tr("Decodes a .magc file into a GeoTIFF with the original CRS, geotransform and nodata, and "
+                       "loads it. Give the guidance layers that were used to compress: the decoder draws detail "
+                       "that the map implies. The same seed gives the same image.")
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
+        self.add(QgsProcessingParameterFile(self.INPUT, self.tr("Compressed file"), extension="magc"),
+                 self.tr("A .magc file written by 'Compress raster'."))
+        self.add_guidance_parameters()
+        self.add(QgsProcessingParameterNumber(self.STEPS, self.tr("Diffusion steps"),
+                                              QgsProcessingParameterNumber.Integer, 20, minValue=1, maxValue=1000),
+                 self.tr("More steps: finer texture, slower decoding."))
+        self.add(QgsProcessingParameterNumber(self.SEED, self.tr("Seed"), QgsProcessingParameterNumber.Integer, 0,
+                                              minValue=0),
+                 self.tr("Seed of the decoder's noise: the same file, map and seed always give the same image."),
+                 advanced=True)
+        self.add(QgsProcessingParameterExtent(self.EXTENT, self.tr("Extent to decode"), optional=True),
+                 self.tr("Decode only the tiles that cover this extent. Empty: the whole raster."), advanced=True)
+        self.add(QgsProcessingParameterBoolean(self.STRICT_GUIDANCE, self.tr("Stop if the guidance differs"),
+                                               defaultValue=False),
+                 self.tr("Fail instead of warning when the guidance map differs from the one used to compress."),
+                 advanced=True)
+        self.add_model_parameters()
+        self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Decoded raster")),
+                 self.tr("The decoded GeoTIFF."))
+        for key, label in zip(self.REPORT_KEYS, ("Pixels", "Tiles", "Time (seconds)")):
+            self.addOutput(QgsProcessingOutputNumber(key, self.tr(label)))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
+        src = self.parameterAsFile(parameters, self.INPUT, context)
+        steps = self.parameterAsInt(parameters, self.STEPS, context)
+        seed = self.parameterAsInt(parameters, self.SEED, context)
+        strict = self.parameterAsBool(parameters, self.STRICT_GUIDANCE, context)
+        model_path, device = self.model_and_device(parameters, context)
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        guidance = self.guidance(parameters, context, feedback)
+        with self.core_errors(feedback):
+            from .. import tiling
+            extent = self.extent_in_file_crs(parameters, context, src)
+            report = tiling.decompress_raster(src, output, guidance, model_path, steps=steps, seed=seed,
+                                              extent=extent, strict_guidance=strict, device=device,
+                                              progress=self.progress(feedback), cancel=feedback.isCanceled)
+        self.report_guidance(guidance, feedback)
+        feedback.pushInfo(self.tr("Wrote {}: {} pixels in {} tiles, {:.1f} s").format(
+            output, report.get("pixels"), report.get("tiles"), report.get("seconds", 0.0)))
+        return {self.OUTPUT: output, **{key: report.get(key.lower()) for key in self.REPORT_KEYS}}
+
+    def extent_in_file_crs(self, parameters, context, path):
+        """The EXTENT parameter as (xmin, ymin, xmax, ymax) in the CRS of the .magc file, or None."""
+        if parameters.get(self.EXTENT) in (None, ""):
+            return None
+        from ..qgis_guidance import to_qgs_crs
+        from ..tiling import raster_info
+        rect = self.parameterAsExtent(parameters, self.EXTENT, context, to_qgs_crs(raster_info(path)["crs"]))
+        return (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())

@@ -1,0 +1,87 @@
+"""The plugin shell: loading, provider registration guard, unloading, metadata, translations, tool definitions."""
+import configparser
+from pathlib import Path
+
+import pytest
+from qgis.core import QgsApplication, QgsProcessingParameterDefinition
+from qgis.PyQt.QtCore import QCoreApplication, QTranslator
+
+import magc_plugin
+from magc_plugin.plugin import plugin_file, translation_file
+from magc_plugin.processing.provider import ALGORITHMS, MAGCProvider
+
+ROOT = Path(__file__).resolve().parents[1]
+ALGORITHM_IDS = {"compressraster", "decompressraster", "rasterizeguidance", "evaluate", "diagnostics"}
+
+
+def registered():
+    return QgsApplication.processingRegistry().providerById(MAGCProvider.ID)
+
+
+def test_load_register_unload_twice(qgis_iface, qgis_processing):
+    before = registered()
+    plugin = magc_plugin.classFactory(qgis_iface)
+    plugin.initProcessing()
+    plugin.initGui()  # QGIS desktop calls initGui: the guard keeps one provider
+    provider = registered()
+    assert provider is not None
+    assert {a.name() for a in provider.algorithms()} == ALGORITHM_IDS
+    plugin.initProcessing()
+    assert registered() is provider
+    plugin.unload()
+    plugin.unload()
+    if before is None:
+        assert registered() is None
+
+
+def test_second_plugin_does_not_delete_first(qgis_iface, qgis_processing):
+    first, second = magc_plugin.classFactory(qgis_iface), magc_plugin.classFactory(qgis_iface)
+    first.initProcessing()
+    second.initProcessing()
+    assert registered() is not None and len(registered().algorithms()) == len(ALGORITHMS)
+    second.unload()
+    first.unload()
+
+
+def test_algorithm_definitions(magc_provider):
+    for algorithm in magc_provider.algorithms():
+        assert algorithm.id() == f"magc:{algorithm.name()}" and algorithm.name().islower()
+        assert algorithm.shortHelpString() and algorithm.displayName() and algorithm.group()
+        assert not algorithm.icon().isNull()
+        for parameter in algorithm.parameterDefinitions():
+            assert parameter.name().isupper(), parameter.name()
+            assert parameter.help(), f"{algorithm.id()} {parameter.name()} has no help"
+        assert algorithm.outputDefinitions()
+
+
+def test_secondary_parameters_are_advanced(magc_provider):
+    compress = QgsApplication.processingRegistry().algorithmById("magc:compressraster")
+    advanced = {p.name() for p in compress.parameterDefinitions()
+                if p.flags() & QgsProcessingParameterDefinition.FlagAdvanced}
+    assert {"TILE_SIZE", "DEVICE", "MODEL", "BANDS"} <= advanced
+    assert "INPUT" not in advanced and "OUTPUT" not in advanced
+
+
+def test_metadata_complete():
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "metadata.txt")
+    general = parser["general"]
+    for key in ("name", "qgisMinimumVersion", "description", "about", "version", "author", "email", "tracker",
+                "repository", "tags", "changelog", "hasProcessingProvider", "icon", "experimental"):
+        assert general.get(key), key
+    assert general["hasProcessingProvider"] == "yes"
+    assert general["version"] == magc_plugin.__version__
+    assert plugin_file(general["icon"]).is_file()
+
+
+def test_french_translation():
+    path = translation_file("fr_FR")
+    if path is None:
+        pytest.fail("i18n/magc_fr.qm is missing: run 'build.py test', which compiles the translations")
+    translator = QTranslator()
+    assert translator.load(str(path))
+    QCoreApplication.installTranslator(translator)
+    try:
+        assert QCoreApplication.translate("CompressRaster", "Compress raster") == "Compresser un raster"
+    finally:
+        QCoreApplication.removeTranslator(translator)
