@@ -217,8 +217,8 @@
         <translation>Évaluer</translation>
     </message>
     <message>
-        <source>Compares a decoded raster with its original: PSNR and MS-SSIM, bits per pixel when the .magc file is given, and the perceptual metrics LPIPS and DISTS when their network weights are available. Figures are outputs and an HTML report; nodata pixels are left out.</source>
-        <translation>Compare un raster décodé à son original : PSNR et MS-SSIM, bits par pixel si le fichier .magc est donné, et les mesures perceptuelles LPIPS et DISTS si leurs poids sont disponibles. Les résultats sont des sorties et un rapport HTML ; les pixels nodata sont exclus.</translation>
+        <source>Compares a decoded raster with its original: PSNR and MS-SSIM, bits per pixel when the .magc file is given, and the perceptual metrics LPIPS, DISTS and FID when their network weights are available. Figures are outputs and an HTML report; nodata windows are left out.</source>
+        <translation>Compare un raster décodé à son original : PSNR et MS-SSIM, bits par pixel si le fichier .magc est donné, et les mesures perceptuelles LPIPS, DISTS et FID si leurs poids sont disponibles. Les résultats sont des sorties et un rapport HTML ; les fenêtres nodata sont exclues.</translation>
     </message>
     <message>
         <source>The raster that was compressed.</source>
@@ -233,8 +233,8 @@
         <translation>Le fichier .magc, pour indiquer sa taille réelle en bits par pixel.</translation>
     </message>
     <message>
-        <source>Folder with the LPIPS/DISTS backbone weights. Empty: perceptual metrics are reported only if their weights are installed; nothing is downloaded.</source>
-        <translation>Dossier des poids des réseaux LPIPS/DISTS. Vide : les mesures perceptuelles ne sont données que si leurs poids sont installés ; rien n'est téléchargé.</translation>
+        <source>Folder with the LPIPS/DISTS backbone weights (in its metrics/ subfolder). Empty: $MAGC_WEIGHTS_DIR or the project's shared weights; a metric without weights is left out, nothing is downloaded.</source>
+        <translation>Dossier des poids des réseaux LPIPS/DISTS (dans son sous-dossier metrics/). Vide : $MAGC_WEIGHTS_DIR ou les poids partagés du projet ; une mesure sans poids est omise, rien n'est téléchargé.</translation>
     </message>
     <message>
         <source>The HTML report.</source>
@@ -281,12 +281,20 @@
         <translation>MS-SSIM</translation>
     </message>
     <message>
-        <source>LPIPS</source>
-        <translation>LPIPS</translation>
+        <source>LPIPS (AlexNet)</source>
+        <translation>LPIPS (AlexNet)</translation>
+    </message>
+    <message>
+        <source>LPIPS (VGG)</source>
+        <translation>LPIPS (VGG)</translation>
     </message>
     <message>
         <source>DISTS</source>
         <translation>DISTS</translation>
+    </message>
+    <message>
+        <source>FID</source>
+        <translation>FID</translation>
     </message>
 </context>
 <context>
@@ -442,8 +450,8 @@
         <translation>Le raster de classes prend l'emprise, la taille de pixel et le SCR de ce raster.</translation>
     </message>
     <message>
-        <source>A one-band uint8 GeoTIFF with a colour table and class names.</source>
-        <translation>Un GeoTIFF uint8 à une bande avec table de couleurs et noms de classes.</translation>
+        <source>A one-band uint8 GeoTIFF with a colour table, and a QGIS style with the class names beside it.</source>
+        <translation>Un GeoTIFF uint8 à une bande avec table de couleurs, et à côté un style QGIS avec les noms des classes.</translation>
     </message>
     <message>
         <source>Raster giving the grid</source>

@@ -165,6 +165,8 @@ class MAGCAlgorithm(QgsProcessingAlgorithm):
             if feedback.isCanceled():
                 raise QgsProcessingException(tr("Canceled.")) from exc
             raise QgsProcessingException(str(exc)) from exc
+        except ValueError as exc:  # the core's other messages about bad input
+            raise QgsProcessingException(str(exc)) from exc
         except MemoryError as exc:
             raise QgsProcessingException(tr("Out of memory: choose a smaller tile size.")) from exc
         except RuntimeError as exc:

@@ -1,32 +1,26 @@
 """Evaluate: original vs decoded raster -> bpp, PSNR, MS-SSIM and perceptual metrics, with an HTML report."""
-import html
+import math
 
-from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterRasterLayer)
+from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber, QgsProcessingParameterFile,
+                       QgsProcessingParameterFileDestination, QgsProcessingParameterRasterLayer)
 
-from .base import MAGCAlgorithm, raster_path
+from .base import MAGCAlgorithm, raster_path, tr
 
-# Output key -> (key in the metrics dict, label, direction).
+# Output key -> (key in magc_plugin.evaluation.metrics.evaluate_rasters' result, label).
 METRICS = {
-    "BPP": ("bpp", "Bits per pixel", "lower is smaller"),
-    "PSNR": ("psnr", "PSNR (dB)", "higher is better"),
-    "MS_SSIM": ("ms_ssim", "MS-SSIM", "higher is better"),
-    "LPIPS": ("lpips", "LPIPS", "lower is better"),
-    "DISTS": ("dists", "DISTS", "lower is better"),
+    "BPP": ("bpp", "Bits per pixel"),
+    "PSNR": ("psnr", "PSNR (dB)"),
+    "MS_SSIM": ("ms_ssim", "MS-SSIM"),
+    "LPIPS_ALEX": ("lpips_alex", "LPIPS (AlexNet)"),
+    "LPIPS_VGG": ("lpips_vgg", "LPIPS (VGG)"),
+    "DISTS": ("dists", "DISTS"),
+    "FID": ("fid", "FID"),
 }
 
 
-def html_report(original, decoded, magc, values, notes):
-    """A small self-contained HTML page of the figures."""
-    rows = "".join(f"<tr><td>{html.escape(label)}</td><td>{'n/a' if value is None else f'{value:.4f}'}</td>"
-                   f"<td>{html.escape(direction)}</td></tr>"
-                   for (label, direction), value in values)
-    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
-    return (f"<html><head><meta charset='utf-8'><title>MAGC evaluation</title></head><body>"
-            f"<h2>MAGC evaluation</h2><p>Original: {html.escape(original)}<br>Decoded: {html.escape(decoded)}<br>"
-            f"Compressed file: {html.escape(magc or '-')}</p>"
-            f"<table border='1' cellpadding='4'><tr><th>Metric</th><th>Value</th><th></th></tr>{rows}</table>"
-            f"<ul>{items}</ul></body></html>")
+def finite_or_none(value):
+    """A metric as a float, None where it could not be computed (NaN or absent)."""
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
 class Evaluate(MAGCAlgorithm):
@@ -45,8 +39,8 @@ class Evaluate(MAGCAlgorithm):
 
     def shortHelpString(self):  # noqa: N802 (QGIS's name)
         return self.tr("Compares a decoded raster with its original: PSNR and MS-SSIM, bits per pixel when the "
-                       ".magc file is given, and the perceptual metrics LPIPS and DISTS when their network weights "
-                       "are available. Figures are outputs and an HTML report; nodata pixels are left out.")
+                       ".magc file is given, and the perceptual metrics LPIPS, DISTS and FID when their network "
+                       "weights are available. Figures are outputs and an HTML report; nodata windows are left out.")
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
         self.add(QgsProcessingParameterRasterLayer(self.ORIGINAL, self.tr("Original raster")),
@@ -58,12 +52,13 @@ class Evaluate(MAGCAlgorithm):
                  self.tr("The .magc file, to report its real size in bits per pixel."))
         self.add(QgsProcessingParameterFile(self.WEIGHTS, self.tr("Metric weights folder"),
                                             QgsProcessingParameterFile.Folder, optional=True),
-                 self.tr("Folder with the LPIPS/DISTS backbone weights. Empty: perceptual metrics are reported "
-                         "only if their weights are installed; nothing is downloaded."), advanced=True)
+                 self.tr("Folder with the LPIPS/DISTS backbone weights (in its metrics/ subfolder). Empty: "
+                         "$MAGC_WEIGHTS_DIR or the project's shared weights; a metric without weights is left "
+                         "out, nothing is downloaded."), advanced=True)
         self.add(QgsProcessingParameterFileDestination(self.OUTPUT_HTML, self.tr("Report"),
                                                        self.tr("HTML files (*.html)")),
                  self.tr("The HTML report."))
-        for key, (_, label, _) in METRICS.items():
+        for key, (_, label) in METRICS.items():
             self.addOutput(QgsProcessingOutputNumber(key, self.tr(label)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
@@ -72,19 +67,21 @@ class Evaluate(MAGCAlgorithm):
         magc = self.parameterAsFile(parameters, self.MAGC_FILE, context) or None
         weights = self.parameterAsFile(parameters, self.WEIGHTS, context) or None
         output = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
+
+        def progress(done, total):
+            feedback.setProgress(100.0 * done / total)
+            if feedback.isCanceled():
+                raise QgsProcessingException(tr("Canceled."))
+
         with self.core_errors(feedback):
-            from ..evaluation.metrics import evaluate_rasters
+            from ..evaluation.metrics import evaluate_rasters, write_html_report
             feedback.setProgressText(self.tr("Computing the metrics"))
-            metrics = evaluate_rasters(original, decoded, magc_path=magc, weights_dir=weights)
-        results = {key: (None if metrics.get(name) is None else float(metrics[name]))
-                   for key, (name, _, _) in METRICS.items()}
-        notes = [str(n) for n in metrics.get("notes", [])]
+            figures = evaluate_rasters(original, decoded, magc_path=magc, weights_dir=weights, progress=progress)
+            write_html_report({"original": original, "decoded": decoded, "compressed file": magc or "-",
+                               **figures}, output)
+        results = {key: finite_or_none(figures.get(name)) for key, (name, _) in METRICS.items()}
         for key, value in results.items():
             feedback.pushInfo(f"{METRICS[key][1]}: {'n/a' if value is None else f'{value:.4f}'}")
-        for note in notes:
-            feedback.pushInfo(note)
-        with open(output, "w", encoding="utf-8") as fh:
-            fh.write(html_report(original, decoded, magc, [((label, direction), results[key])
-                                                            for key, (_, label, direction) in METRICS.items()],
-                                 notes))
+        for warning in figures.get("warnings", []):
+            feedback.reportError(str(warning), fatalError=False)
         return {self.OUTPUT_HTML: output, **results}

@@ -1,17 +1,37 @@
 """Rasterize guidance: vector layers -> the guidance class raster on a raster's grid (uint8 GeoTIFF with legend)."""
-from qgis.core import (QgsPalettedRasterRenderer, QgsProcessingException, QgsProcessingLayerPostProcessorInterface,
-                       QgsProcessingOutputNumber, QgsProcessingParameterRasterDestination,
-                       QgsProcessingParameterRasterLayer)
-from qgis.PyQt.QtGui import QColor
+from pathlib import Path
 
-from ..codec.classes import CLASS_COLOURS, CLASS_NAMES, NOT_MAPPED, NUM_CLASSES
+from qgis.core import (QgsProcessingException, QgsProcessingLayerPostProcessorInterface, QgsProcessingOutputNumber,
+                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
+
+from ..codec.classes import CLASS_COLOURS, CLASS_NAMES, NOT_MAPPED
 from .base import MAGCAlgorithm, raster_path
 
 STRIP_PIXELS = 1 << 22  # rows are rasterized in strips of about this many pixels
 
 
-class ClassLegend(QgsProcessingLayerPostProcessorInterface):
-    """Styles the loaded class raster with the class colours and names."""
+QML = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.22" styleCategories="Symbology">
+  <pipe>
+    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="">
+      <colorPalette>
+{}
+      </colorPalette>
+    </rasterrenderer>
+  </pipe>
+</qgis>
+"""
+
+
+def write_legend(raster_path):
+    """A QGIS style beside the raster (same name, .qml): QGIS shows the class colours and names when it opens it."""
+    entries = "\n".join(f'        <paletteEntry value="{i}" color="#{r:02x}{g:02x}{b:02x}" alpha="255" '
+                        f'label="{CLASS_NAMES[i]}"/>' for i, (r, g, b) in sorted(CLASS_COLOURS.items()))
+    Path(raster_path).with_suffix(".qml").write_text(QML.format(entries), encoding="utf-8")
+
+
+class LoadLegend(QgsProcessingLayerPostProcessorInterface):
+    """Applies the .qml legend to the loaded layer (Processing loads outputs without their default style)."""
 
     instance = None  # Processing keeps only a raw pointer: hold the Python object
 
@@ -21,9 +41,7 @@ class ClassLegend(QgsProcessingLayerPostProcessorInterface):
         return cls.instance
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS's name)
-        classes = [QgsPalettedRasterRenderer.Class(i, QColor(*CLASS_COLOURS[i]), CLASS_NAMES[i])
-                   for i in range(NUM_CLASSES)]
-        layer.setRenderer(QgsPalettedRasterRenderer(layer.dataProvider(), 1, classes))
+        layer.loadDefaultStyle()
         layer.triggerRepaint()
 
 
@@ -44,7 +62,6 @@ def write_class_raster(path, guidance, transform, width, height, crs_wkt, progre
     for value, colour in CLASS_COLOURS.items():
         table.SetColorEntry(value, (*colour, 255))
     band.SetColorTable(table)
-    band.SetCategoryNames(list(CLASS_NAMES))
     rows = max(1, min(height, STRIP_PIXELS // max(1, width)))
     mapped = 0
     for row in range(0, height, rows):
@@ -55,8 +72,8 @@ def write_class_raster(path, guidance, transform, width, height, crs_wkt, progre
         band.WriteArray(strip, 0, row)
         mapped += int((strip != NOT_MAPPED).sum())
         progress((row + n) / height, None)
-    dataset.FlushCache()
-    dataset = None
+    band = dataset = None  # closes the file
+    write_legend(path)
     return mapped
 
 
@@ -83,7 +100,8 @@ class RasterizeGuidance(MAGCAlgorithm):
                  self.tr("The class raster gets this raster's extent, pixel size and CRS."))
         self.add_guidance_parameters()
         self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Guidance class raster")),
-                 self.tr("A one-band uint8 GeoTIFF with a colour table and class names."))
+                 self.tr("A one-band uint8 GeoTIFF with a colour table, and a QGIS style with the class names "
+                         "beside it."))
         self.addOutput(QgsProcessingOutputNumber(self.MAPPED_FRACTION, self.tr("Mapped fraction")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
@@ -106,5 +124,5 @@ class RasterizeGuidance(MAGCAlgorithm):
         fraction = mapped / float(width * height)
         feedback.pushInfo(self.tr("{:.1%} of the pixels are mapped.").format(fraction))
         if context.willLoadLayerOnCompletion(output):
-            context.layerToLoadOnCompletionDetails(output).setPostProcessor(ClassLegend.create())
+            context.layerToLoadOnCompletionDetails(output).setPostProcessor(LoadLegend.create())
         return {self.OUTPUT: output, self.MAPPED_FRACTION: fraction}
