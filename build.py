@@ -184,7 +184,7 @@ class QgisProcess:
 
     def run(self, algorithm, **parameters):
         args = [f"--{key}={value}" for key, value in parameters.items()]
-        out = self.call("--json", "run", algorithm, "--", *args)
+        out = self.call("--json", "run", algorithm, *args)
         return json.loads(out[out.index("{"):])["results"]
 
 

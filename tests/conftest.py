@@ -85,11 +85,26 @@ def buildings_layer():
     return layer
 
 
+def write_gpkg(layer, path):
+    """Save a vector layer as a GeoPackage file (what qgis_process and batch rows take)."""
+    from qgis.core import QgsCoordinateTransformContext, QgsVectorFileWriter
+
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName = "GPKG"
+    error = QgsVectorFileWriter.writeAsVectorFormatV2(layer, str(path), QgsCoordinateTransformContext(), options)
+    assert error[0] == QgsVectorFileWriter.NoError, error
+    return Path(path)
+
+
+@pytest.fixture
+def buildings_gpkg(buildings_layer, tmp_path):
+    return write_gpkg(buildings_layer, tmp_path / "buildings.gpkg")
+
+
 @pytest.fixture
 def osm_gpkg(tmp_path):
-    """A GeoPackage of OSM-tagged lines and polygons in WGS84: a road across the raster and a park."""
-    from qgis.core import (QgsCoordinateTransformContext, QgsFeature, QgsGeometry, QgsVectorFileWriter,
-                           QgsVectorLayer)
+    """A GeoPackage of an OSM-tagged road (highway=primary) across the raster, in WGS84."""
+    from qgis.core import QgsFeature, QgsGeometry, QgsVectorLayer
 
     layer = QgsVectorLayer("LineString?crs=EPSG:4326&field=highway:string", "roads", "memory")
     feature = QgsFeature(layer.fields())
@@ -97,12 +112,7 @@ def osm_gpkg(tmp_path):
     feature.setGeometry(QgsGeometry.fromWkt(f"LINESTRING({x0} {y0}, {x1} {y1})"))
     feature.setAttribute("highway", "primary")
     layer.dataProvider().addFeatures([feature])
-    path = tmp_path / "osm.gpkg"
-    options = QgsVectorFileWriter.SaveVectorOptions()
-    options.driverName = "GPKG"
-    error = QgsVectorFileWriter.writeAsVectorFormatV2(layer, str(path), QgsCoordinateTransformContext(), options)
-    assert error[0] == QgsVectorFileWriter.NoError, error
-    return path
+    return write_gpkg(layer, tmp_path / "osm.gpkg")
 
 
 @pytest.fixture

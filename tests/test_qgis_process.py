@@ -1,0 +1,79 @@
+"""The tools from the command line: qgis_process with the plugin deployed into a throwaway profile,
+and a graphical model (tests/data/magc_round_trip.model3) chaining rasterize -> compress -> decompress."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from build import QGIS_PROCESS, QgisProcess
+from conftest import require_module
+from magc_plugin.codec.classes import BUILDING
+
+pytestmark = pytest.mark.slow
+MODEL3 = Path(__file__).parent / "data" / "magc_round_trip.model3"
+
+
+@pytest.fixture(scope="module")
+def qgis_process(tmp_path_factory):
+    if not Path(QGIS_PROCESS).exists():
+        pytest.fail(f"{QGIS_PROCESS} is missing: run 'build.py setup'")
+    return QgisProcess(tmp_path_factory.mktemp("qgis_process"))
+
+
+def read(path):
+    import rasterio
+    with rasterio.open(path) as src:
+        return src.read()
+
+
+def test_every_tool_is_listed(qgis_process):
+    listed = qgis_process.call("list")
+    for name in ("compressraster", "decompressraster", "rasterizeguidance", "evaluate", "diagnostics"):
+        assert f"magc:{name}" in listed
+
+
+def test_diagnostics(qgis_process, tiny_model_dir, tmp_path):
+    out = qgis_process.run("magc:diagnostics", MODEL=tiny_model_dir, OUTPUT=tmp_path / "d.json")
+    assert out["MODEL_FOLDER"] == str(tiny_model_dir) and out["TORCH_VERSION"]
+    assert "config.json" in json.loads((tmp_path / "d.json").read_text())["model"]["files"]
+
+
+def test_rasterize(qgis_process, raster_path, buildings_gpkg, osm_gpkg, tmp_path):
+    out = qgis_process.run("magc:rasterizeguidance", INPUT=raster_path, BUILDINGS=buildings_gpkg, GUIDANCE=osm_gpkg,
+                           OUTPUT=tmp_path / "classes.tif")
+    classes = read(out["OUTPUT"])[0]
+    assert (classes[12:38, 22:58] == BUILDING).all() and 0 < out["MAPPED_FRACTION"] < 1
+    assert (tmp_path / "classes.qml").is_file()
+
+
+def test_bad_input_fails_with_a_message(qgis_process, tmp_path):
+    with pytest.raises(RuntimeError, match="failed"):
+        qgis_process.run("magc:rasterizeguidance", INPUT=tmp_path / "missing.tif", OUTPUT=tmp_path / "x.tif")
+
+
+def test_compress_decompress_evaluate(qgis_process, tiny_model_dir, raster_path, buildings_gpkg, tmp_path):
+    require_module("magc_plugin.tiling")
+    common = {"MODEL": tiny_model_dir, "DEVICE": "cpu", "BUILDINGS": buildings_gpkg}
+    packed = qgis_process.run("magc:compressraster", INPUT=raster_path, TILE_SIZE=128, OUTPUT=tmp_path / "a.magc",
+                              **common)
+    assert packed["BYTES"] == (tmp_path / "a.magc").stat().st_size and packed["BPP"] > 0
+    decoded = qgis_process.run("magc:decompressraster", INPUT=packed["OUTPUT"], STEPS=2,
+                               OUTPUT=tmp_path / "decoded.tif", **common)
+    assert read(decoded["OUTPUT"]).shape == (3, 128, 192)
+    require_module("magc_plugin.evaluation.metrics")
+    figures = qgis_process.run("magc:evaluate", ORIGINAL=raster_path, DECODED=decoded["OUTPUT"],
+                               MAGC_FILE=packed["OUTPUT"], OUTPUT_HTML=tmp_path / "report.html")
+    assert figures["BPP"] == pytest.approx(packed["BPP"]) and np.isfinite(figures["PSNR"])
+
+
+def test_graphical_model_round_trip(qgis_process, tiny_model_dir, raster_path, buildings_gpkg, tmp_path):
+    require_module("magc_plugin.tiling")
+    out = qgis_process.run(MODEL3, image=raster_path, buildings=buildings_gpkg, model=tiny_model_dir,
+                           **{"rasterize:guidance": tmp_path / "guidance.tif",
+                              "compress:compressed": tmp_path / "image.magc",
+                              "decompress:decoded": tmp_path / "decoded.tif"})
+    assert (tmp_path / "image.magc").stat().st_size > 0
+    assert read(tmp_path / "decoded.tif").shape == (3, 128, 192)
+    assert (read(tmp_path / "guidance.tif")[0] == BUILDING).any()
+    assert set(out) >= {"rasterize:guidance", "compress:compressed", "decompress:decoded"}
