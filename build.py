@@ -231,8 +231,13 @@ def _demo_sample(out_dir):
     zanzibar = SHARED_DATA / "oam-osm-buildings" / "zanzibar_tz"
     n, half = 2, 20037508.342789244
     tiles = {tuple(int(v) for v in p.stem.split("-")[1:3]): p for p in (zanzibar / "images").glob("OAM-*-21.png")}
-    corner = next((t for t in sorted(tiles) if all((t[0] + i, t[1] + j) in tiles
-                                                   for i in range(n) for j in range(n))), None)
+    def buildings(x, y):  # size of the tile's clipped OSM buildings: a proxy for how built-up it is
+        label = zanzibar / "labels_per_tile" / f"OAM-{x}-{y}-21.geojson"
+        return label.stat().st_size if label.exists() else 0
+
+    blocks = [t for t in tiles if all((t[0] + i, t[1] + j) in tiles for i in range(n) for j in range(n))]
+    corner = max(blocks, default=None, key=lambda t: (sum(buildings(t[0] + i, t[1] + j) for i in range(n)
+                                                          for j in range(n)), t))
     image_path = out_dir / "original.tif"
     if corner is not None:
         x, y = corner
@@ -241,8 +246,8 @@ def _demo_sample(out_dir):
                                                  for i in range(n)], axis=1) for j in range(n)], axis=0)
         transform, crs = from_origin(-half + x * size, half - y * size, size / 256, size / 256), "EPSG:3857"
         sample = {"buildings": str(zanzibar / "labels_osm_buildings.geojson"),
-                  "description": f"Zanzibar OAM zoom-21 tiles {x}..{x + n - 1} x {y}..{y + n - 1} "
-                                 "(OpenAerialMap CC-BY 4.0) with OSM buildings (ODbL)"}
+                  "description": f"the most built-up block of Zanzibar OAM zoom-21 tiles {x}..{x + n - 1} x "
+                                 f"{y}..{y + n - 1} (OpenAerialMap CC-BY 4.0) with OSM buildings (ODbL)"}
     else:
         mosaic, transform, crs, buildings = _synthetic_scene(out_dir)
         sample = {"buildings": str(buildings), "description": "a synthetic scene (../shared/data is absent)"}
