@@ -240,3 +240,22 @@ def test_evaluate_rasters_of_different_sizes(magc_provider, raster_path, tmp_pat
     with pytest.raises(QgsProcessingException, match="differ in size"):
         run("magc:evaluate", {"ORIGINAL": str(raster_path), "DECODED": str(other),
                               "OUTPUT_HTML": str(tmp_path / "report.html")})
+
+
+# -- QGIS features -> classes (qgis_guidance) ---------------------------------------------------
+def test_osm_other_tags_and_fixed_classes():
+    from qgis.core import QgsFeature, QgsFields, QgsField
+    from qgis.PyQt.QtCore import QVariant
+    from magc_plugin.guidance import DEFAULT_ROAD_WIDTH_M
+    from magc_plugin.qgis_guidance import feature_class, feature_properties
+
+    fields = QgsFields()
+    for name in ("osm_id", "name", "other_tags"):
+        fields.append(QgsField(name, QVariant.String))
+    feature = QgsFeature(fields)
+    feature.setAttributes(["42", None, '"building"=>"yes","height"=>"5"'])
+    props = feature_properties(feature)
+    assert props == {"osm_id": "42", "building": "yes", "height": "5"}
+    assert feature_class(props) == (BUILDING, None)
+    assert feature_class({}, fixed_class=ROAD) == (ROAD, DEFAULT_ROAD_WIDTH_M)
+    assert feature_class({"name": "x"}) == (None, None)
