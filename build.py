@@ -3,7 +3,7 @@
 
     python3 build.py setup                 Debian packages, .venv (on top of Debian's QGIS), pip requirements
     python3 build.py test [-- PYTEST ARGS] setup, then the test suite, headless
-    python3 build.py demo                  setup, then compress + decompress a sample with the shipped model
+    python3 build.py demo [--model DIR]    setup, then compress + decompress a sample with the shipped model
     python3 build.py deploy [--profile D]  copy the plugin into a QGIS profile
     python3 build.py package               the zip to install from QGIS's plugin manager (dist/)
     python3 build.py train|bench [ARGS]    the training recipe / the benchmark, in the venv
@@ -189,9 +189,9 @@ class QgisProcess:
 
 
 # -- demo --------------------------------------------------------------------------------
-def demo():
-    """Compress and decompress a sample with the shipped model through qgis_process; a side-by-side PNG."""
-    if not (ROOT / PLUGIN / "models" / "compact" / "config.json").exists():
+def demo(model=None):
+    """Compress and decompress a sample through qgis_process (the shipped model, or `model`); a side-by-side PNG."""
+    if model is None and not (ROOT / PLUGIN / "models" / "compact" / "config.json").exists():
         sys.exit(f"The shipped model {PLUGIN}/models/compact is not there yet: train it with 'build.py train'.")
     DEMO_OUTPUT.mkdir(exist_ok=True)
     sample = json.loads(subprocess.run([VENV_PYTHON, __file__, "_demo_sample", DEMO_OUTPUT], check=True,
@@ -200,12 +200,13 @@ def demo():
     work = Path(tempfile.mkdtemp(prefix="magc-demo-"))
     try:
         qgis = QgisProcess(work)
-        guidance = {"BUILDINGS": sample["buildings"], **({"GUIDANCE": sample["osm"]} if sample.get("osm") else {})}
+        guidance = {"BUILDINGS": sample["buildings"]}
+        codec = {**guidance, **({"MODEL": Path(model).resolve()} if model else {})}
         files = {k: DEMO_OUTPUT / f"{k}.{ext}" for k, ext in
                  (("guidance", "tif"), ("compressed", "magc"), ("decoded", "tif"), ("evaluation", "html"))}
         qgis.run("magc:rasterizeguidance", INPUT=sample["image"], OUTPUT=files["guidance"], **guidance)
-        compressed = qgis.run("magc:compressraster", INPUT=sample["image"], OUTPUT=files["compressed"], **guidance)
-        decoded = qgis.run("magc:decompressraster", INPUT=files["compressed"], OUTPUT=files["decoded"], **guidance)
+        compressed = qgis.run("magc:compressraster", INPUT=sample["image"], OUTPUT=files["compressed"], **codec)
+        decoded = qgis.run("magc:decompressraster", INPUT=files["compressed"], OUTPUT=files["decoded"], **codec)
         report = {"sample": sample, "compress": compressed, "decompress": decoded}
         try:
             report["evaluate"] = qgis.run("magc:evaluate", ORIGINAL=sample["image"], DECODED=files["decoded"],
@@ -317,8 +318,9 @@ def venv_module(module, args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("setup", "demo", "package"):
+    for name in ("setup", "package"):
         sub.add_parser(name)
+    sub.add_parser("demo").add_argument("--model", help="a model folder (default: the shipped model)")
     sub.add_parser("deploy").add_argument("--profile", help="QGIS profile folder (default: the default profile)")
     for name in ("test", "train", "bench"):
         sub.add_parser(name).add_argument("args", nargs=argparse.REMAINDER, help="passed on")
@@ -337,7 +339,7 @@ def main(argv=None):
         return 0
     setup()
     if args.command == "demo":
-        demo()
+        demo(args.model)
     elif args.command == "test":
         return test(extra)
     elif args.command == "train":

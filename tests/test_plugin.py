@@ -85,3 +85,13 @@ def test_french_translation():
         assert QCoreApplication.translate("CompressRaster", "Compress raster") == "Compresser un raster"
     finally:
         QCoreApplication.removeTranslator(translator)
+
+
+def test_staged_plugin_is_installable(tmp_path):
+    """What deploy and package lay out: one plugin folder with metadata, icon, compiled French, no caches."""
+    from build import PLUGIN, stage_plugin
+    folder = stage_plugin(tmp_path / PLUGIN)
+    for name in ("__init__.py", "plugin.py", "metadata.txt", "LICENSE", "resources/icon.svg", "i18n/magc_fr.qm",
+                 "processing/provider.py", "guidance.py", "codec/model.py"):
+        assert (folder / name).is_file(), name
+    assert not list(folder.rglob("__pycache__"))
