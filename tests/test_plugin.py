@@ -95,3 +95,43 @@ def test_staged_plugin_is_installable(tmp_path):
                  "processing/provider.py", "guidance.py", "codec/model.py"):
         assert (folder / name).is_file(), name
     assert not list(folder.rglob("__pycache__"))
+
+
+WITHOUT_TORCH = """
+import json, sys
+sys.modules["torch"] = None  # as in a QGIS whose Python lacks PyTorch
+from qgis.core import QgsApplication, QgsProcessingException, QgsProcessingFeedback
+app = QgsApplication([], False)
+app.initQgis()
+from processing.core.Processing import Processing
+Processing.initialize()
+import processing
+from magc_plugin.processing.provider import MAGCProvider
+provider = MAGCProvider()  # keep the Python object alive
+QgsApplication.processingRegistry().addProvider(provider)
+result = {"tools": sorted(a.name() for a in QgsApplication.processingRegistry().providerById("magc").algorithms())}
+diag = processing.run("magc:diagnostics", {"OUTPUT": sys.argv[2]}, feedback=QgsProcessingFeedback())
+result["device"] = diag["DEVICE_NAME"]
+try:
+    processing.run("magc:compressraster", {"INPUT": sys.argv[1], "OUTPUT": sys.argv[3]},
+                   feedback=QgsProcessingFeedback())
+except QgsProcessingException as exc:
+    result["error"] = str(exc)
+print(json.dumps(result))
+"""
+
+
+def test_without_torch_tools_stay_listed_and_say_what_to_install(raster_path, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), "/usr/share/qgis/python/plugins",
+                                                        os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-c", WITHOUT_TORCH, str(raster_path), str(tmp_path / "d.json"),
+                          str(tmp_path / "x.magc")], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["tools"] == sorted(ALGORITHM_IDS) and result["device"] == "none"
+    assert "'torch'" in result["error"] and "build.py setup" in result["error"]

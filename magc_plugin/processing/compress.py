@@ -85,8 +85,8 @@ class CompressRaster(MAGCAlgorithm):
         output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         guidance = self.guidance(parameters, context, feedback)
         with self.core_errors(feedback):
+            from ..codec.model import MAGCModel  # first: a missing torch is the likeliest problem
             from .. import tiling
-            from ..codec.model import MAGCModel
             feedback.setProgressText(self.tr("Loading the model"))
             model = MAGCModel.from_pretrained(model_path, rate=None if rate == "default" else rate, device=device)
             feedback.pushInfo(self.tr("Model {} at rate '{}' on {}").format(model_path, model.rate, model.device))
