@@ -135,3 +135,21 @@ def test_without_torch_tools_stay_listed_and_say_what_to_install(raster_path, tm
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["tools"] == sorted(ALGORITHM_IDS) and result["device"] == "none"
     assert "'torch'" in result["error"] and "build.py setup" in result["error"]
+
+
+def test_translator_follows_the_qgis_locale(qgis_iface):
+    from qgis.core import QgsSettings
+
+    settings = QgsSettings()
+    saved = settings.value("locale/overrideFlag", False, bool), settings.value("locale/userLocale", "")
+    settings.setValue("locale/overrideFlag", True)
+    settings.setValue("locale/userLocale", "fr_FR")
+    try:
+        plugin = magc_plugin.classFactory(qgis_iface)
+        assert plugin.translator is not None
+        assert QCoreApplication.translate("Diagnostics", "Diagnostics") == "Diagnostic"
+        plugin.unload()
+        assert QCoreApplication.translate("Diagnostics", "Diagnostics") == "Diagnostics"
+    finally:
+        settings.setValue("locale/overrideFlag", saved[0])
+        settings.setValue("locale/userLocale", saved[1])
