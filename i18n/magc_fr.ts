@@ -64,6 +64,10 @@
         <translation>Fichiers MAGC (*.magc)</translation>
     </message>
     <message>
+        <source>No guidance layer given: the codec works without a map, but with less detail.</source>
+        <translation>Aucune couche de guidage : le codec fonctionne sans carte, mais avec moins de détails.</translation>
+    </message>
+    <message>
         <source>Loading the model</source>
         <translation>Chargement du modèle</translation>
     </message>
@@ -153,6 +157,10 @@
     <message>
         <source>Decoded raster</source>
         <translation>Raster décodé</translation>
+    </message>
+    <message>
+        <source>No guidance layer given: the map embedded in the file is used, if any.</source>
+        <translation>Aucune couche de guidage : la carte incluse dans le fichier est utilisée, s'il y en a une.</translation>
     </message>
     <message>
         <source>Wrote {}: {} pixels in {} tiles, {:.1f} s</source>
@@ -330,10 +338,6 @@
     <message>
         <source>Model folder</source>
         <translation>Dossier du modèle</translation>
-    </message>
-    <message>
-        <source>No guidance layer given: the codec works without a map, but with less detail. Give the same layers when decompressing.</source>
-        <translation>Aucune couche de guidage : le codec fonctionne sans carte, mais avec moins de détails. Donnez les mêmes couches à la décompression.</translation>
     </message>
     <message>
         <source>Canceled.</source>

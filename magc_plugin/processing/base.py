@@ -105,23 +105,19 @@ class MAGCAlgorithm(QgsProcessingAlgorithm):
 
     # -- reading parameters --------------------------------------------------------
     def guidance(self, parameters, context, feedback):
-        """The guidance callable of the core, built from the guidance parameters."""
+        """The guidance callable of the core, built from the guidance parameters (falsy when none is given)."""
         from ..qgis_guidance import GuidanceSource, LayerGuidance
 
         sources = []
         for param_id, class_id, _ in CLASS_LAYERS:
             source = self.parameterAsSource(parameters, param_id, context)
             if source is not None:
-                sources.append(GuidanceSource(source, class_id, self.parameterAsString(parameters, param_id, context)))
+                sources.append(GuidanceSource(source, class_id))
         for layer in self.parameterAsLayerList(parameters, self.GUIDANCE, context):
             sources.append(GuidanceSource(layer, None, layer.name()))
         raster = self.parameterAsRasterLayer(parameters, self.GUIDANCE_RASTER, context)
-        guidance = LayerGuidance(sources, context.transformContext(), raster_path(raster) if raster else None,
-                                 cancel=feedback.isCanceled)
-        if not guidance:
-            feedback.reportError(tr("No guidance layer given: the codec works without a map, but with less detail. "
-                                    "Give the same layers when decompressing."), fatalError=False)
-        return guidance
+        return LayerGuidance(sources, context.transformContext(), raster_path(raster) if raster else None,
+                             cancel=feedback.isCanceled)
 
     def report_guidance(self, guidance, feedback):
         """Log what each guidance layer contributed, and warn about layers that did not overlap."""

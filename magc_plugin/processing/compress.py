@@ -84,6 +84,9 @@ class CompressRaster(MAGCAlgorithm):
         model_path, device = self.model_and_device(parameters, context)
         output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         guidance = self.guidance(parameters, context, feedback)
+        if not guidance:
+            feedback.reportError(self.tr("No guidance layer given: the codec works without a map, but with less "
+                                         "detail."), fatalError=False)
         with self.core_errors(feedback):
             from ..codec.model import MAGCModel  # first: a missing torch is the likeliest problem
             from .. import tiling

@@ -57,10 +57,12 @@ class DecompressRaster(MAGCAlgorithm):
         model_path, device = self.model_and_device(parameters, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         guidance = self.guidance(parameters, context, feedback)
+        if not guidance:
+            feedback.pushInfo(self.tr("No guidance layer given: the map embedded in the file is used, if any."))
         with self.core_errors(feedback):
             from .. import tiling
             extent = self.extent_in_file_crs(parameters, context, src)
-            report = tiling.decompress_raster(src, output, guidance, model_path, steps=steps, seed=seed,
+            report = tiling.decompress_raster(src, output, guidance or None, model_path, steps=steps, seed=seed,
                                               extent=extent, strict_guidance=strict, device=device,
                                               progress=self.progress(feedback), cancel=feedback.isCanceled)
         self.report_guidance(guidance, feedback)
