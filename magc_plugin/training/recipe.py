@@ -36,7 +36,7 @@ RATES = {  # preset -> lambda of the rate-distortion loss (MAGC.md: 0.10 ... 1.2
     "medium": 0.4,
     "high": 1.25,
 }
-CPU_STEPS = {"ae": 300, "lcm": 1000, "denoiser": 3000}
+CPU_STEPS = {"ae": 100, "lcm": 500, "denoiser": 2000}
 GPU_STEPS = {"ae": 4000, "lcm": 20000, "denoiser": 60000}
 # The autoencoder works at full resolution: a short fine-tune on small crops (it starts
 # from a pretrained initialisation, so it needs adapting, not learning).
@@ -120,7 +120,7 @@ class Trainer:
             opt.step()
             if step % 50 == 0:
                 self.log(f"ae step {step} mse {loss.item():.5f} psnr {-10 * math.log10(loss.item() + 1e-10):.2f}")
-            if step % 200 == 199:
+            if step % 50 == 49:
                 self._save("ae", model=ae.state_dict(), opt=opt.state_dict(), step=step + 1)
         self.timings["ae"] = time.time() - t0
         self._save("ae", model=ae.state_dict(), step=total, done=True)
