@@ -17,7 +17,9 @@ its lowest setting it cannot go lower; :func:`encode_at_bpp` then returns that
 floor's real bpp, and :func:`lowest_bpp` reports it.
 """
 import io
+import time
 from fractions import Fraction
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -141,43 +143,64 @@ def get_codec(codec):
     return CODECS[codec]
 
 
+class Coded(NamedTuple):
+    """One coding of an image: the decoded image, its real rate and the time each way."""
+
+    decoded: np.ndarray
+    bpp: float
+    num_bytes: int
+    encode_s: float
+    decode_s: float
+
+
 def encode(codec, image, setting):
-    """(decoded image, real bpp, bytes) at one setting of a codec."""
+    """Code an image at one setting of a codec -> :class:`Coded`."""
     codec = get_codec(codec)
     image = np.ascontiguousarray(image, dtype=np.uint8)
-    data = codec.encode(image, setting)
     h, w = image.shape[:2]
-    return np.ascontiguousarray(codec.decode(data)[:h, :w]), bits_per_pixel(len(data), image.shape[0] * image.shape[1]), len(data)
+    t0 = time.perf_counter()
+    data = codec.encode(image, setting)
+    t1 = time.perf_counter()
+    decoded = np.ascontiguousarray(codec.decode(data)[:h, :w])
+    t2 = time.perf_counter()
+    return Coded(decoded, bits_per_pixel(len(data), h * w), len(data), t1 - t0, t2 - t1)
 
 
 def lowest_bpp(codec, image):
     """The real bpp of a codec at its lowest setting on this image: its floor."""
     codec = get_codec(codec)
-    return encode(codec, image, codec.low)[1]
+    return encode(codec, image, codec.low).bpp
 
 
-def encode_at_bpp(codec, image, target_bpp, iterations=12):
-    """(decoded image, real bpp) at the largest setting whose real bpp <= target_bpp.
+def code_at_bpp(codec, image, target_bpp, iterations=12):
+    """:class:`Coded` at the largest setting whose real bpp <= target_bpp.
 
     Bisection on the codec's setting. If even the lowest setting costs more than the
     target, the lowest setting's result is returned: its real bpp (above the target)
-    is then the codec's floor on this image.
+    is then the codec's floor on this image. Times are those of the chosen setting.
     """
     codec = get_codec(codec)
     lo, hi = codec.low, codec.high
     best = encode(codec, image, lo)
-    if best[1] > target_bpp:
-        return best[0], best[1]
+    if best.bpp > target_bpp:
+        return best
     top = encode(codec, image, hi)
-    if top[1] <= target_bpp:
-        return top[0], top[1]
+    if top.bpp <= target_bpp:
+        return top
     for _ in range(iterations):  # invariant: bpp(lo) <= target < bpp(hi)
         if codec.integer and hi - lo <= 1:
             break
         mid = (lo + hi) // 2 if codec.integer else (lo * hi) ** 0.5
         result = encode(codec, image, mid)
-        if result[1] <= target_bpp:
+        if result.bpp <= target_bpp:
             lo, best = mid, result
         else:
             hi = mid
-    return best[0], best[1]
+    return best
+
+
+def encode_at_bpp(codec, image, target_bpp):
+    """(decoded image, real bpp) at the largest setting whose real bpp <= target_bpp
+    (the codec's floor, above the target, when it cannot go that low)."""
+    coded = code_at_bpp(codec, image, target_bpp)
+    return coded.decoded, coded.bpp

@@ -407,7 +407,10 @@ def evaluate_rasters(original_path, decoded_path, magc_path=None, weights_dir=No
     magc_path: the .magc file; bpp = 8 * its size in bytes / (width * height).
     progress(done, total): called after each window; it may raise to cancel.
 
-    Returns a dict of figures (NaN where a metric was unavailable), with ``warnings``.
+    Returns a dict of figures: ``psnr``, ``ms_ssim``, ``lpips`` (= ``lpips_alex``),
+    ``lpips_vgg``, ``dists``, ``fid`` (over ``fid_patches`` patches), ``bpp`` and
+    ``bytes`` (with magc_path), the size, and ``notes`` (why a metric is missing);
+    a metric that could not be computed is None.
     """
     import rasterio
     from rasterio.windows import Window
@@ -446,21 +449,25 @@ def evaluate_rasters(original_path, decoded_path, magc_path=None, weights_dir=No
                 progress(i + 1, len(windows))
         width, height = src.width, src.height
     out = {"width": width, "height": height, "pixels": width * height, "windows": len(windows),
-           "psnr": psnr_from_mse(sse / samples) if samples else float("nan"),
+           "psnr": psnr_from_mse(sse / samples) if samples else None,
            "ms_ssim_mode": f"{ms_ssim_mode((PATCH, PATCH))} on {PATCH}x{PATCH} windows"}
-    out.update({k: sums[k] / weights[k] if weights[k] else float("nan") for k in PER_IMAGE_METRICS if k != "psnr"})
-    out["fid"] = frechet_distance(np.concatenate(real_feats), np.concatenate(fake_feats)) if real_feats else float("nan")
+    out.update({k: sums[k] / weights[k] if weights[k] else None for k in PER_IMAGE_METRICS if k != "psnr"})
+    out["lpips"] = out["lpips_alex"]  # the LPIPS compression papers report
+    fid = frechet_distance(np.concatenate(real_feats), np.concatenate(fake_feats)) if real_feats else float("nan")
+    out["fid"] = None if math.isnan(fid) else fid
     out["fid_patches"] = int(sum(len(f) for f in real_feats))
     if magc_path:
         out["bytes"] = os.path.getsize(magc_path)
         out["bpp"] = bits_per_pixel(out["bytes"], width * height)
-    out["warnings"] = evaluator.warnings
+    out["notes"] = evaluator.warnings
     return out
 
 
 # -- reports -------------------------------------------------------------------------------
 
 def format_value(value):
+    if value is None:
+        return "n/a"
     if isinstance(value, float):
         if math.isnan(value):
             return "n/a"
@@ -493,9 +500,9 @@ def html_page(title, body):
 def write_html_report(figures, path, title="MAGC evaluation"):
     """Write figures (a dict of name -> value, or a list of such dicts) as an HTML page."""
     rows = figures if isinstance(figures, list) else [{"figure": k, "value": v} for k, v in figures.items()
-                                                      if k != "warnings"]
+                                                      if k != "notes"]
     body = html_table(rows)
-    notes = [] if isinstance(figures, list) else figures.get("warnings", [])
+    notes = [] if isinstance(figures, list) else figures.get("notes", [])
     body += "".join(f"<p class='warning'>{html.escape(str(n))}</p>" for n in notes)
     Path(path).write_text(html_page(title, body), encoding="utf-8")
     return path

@@ -237,14 +237,14 @@ def save_segnet(net, path, meta):
     save_file(state, str(path), metadata={k: json.dumps(v) for k, v in meta.items()})
 
 
-def train(out=DEFAULT_WEIGHTS, minutes=25.0, threads=1, batch=8, crop=160, lr=3e-3, max_oam=600, seed=0,
+def train(out=DEFAULT_WEIGHTS, minutes=25.0, threads=1, batch=8, crop=128, lr=3e-3, max_oam=600, seed=0,
           eval_every=250):
     """Train for a fixed wall-clock budget (cosine learning rate over it); keep the best on tile_7."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     from ..training.data import crops, dubai_images
     t0 = time.time()
-    sampler = CropSampler(_load_items("train", max_oam), crop, seed)
+    sampler = CropSampler(_load_items("train", max_oam), crop, seed=seed)
     val = [(f"dubai/{n}", c_img, c_cls) for n, img, cls in dubai_images(["tile_7"])
            for _, c_img, c_cls in list(crops(img, cls, 256, 512))[:3]]
     print(f"loaded {len(sampler.items)} training images, {len(val)} validation crops in {time.time() - t0:.0f} s",

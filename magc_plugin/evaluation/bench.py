@@ -1,0 +1,425 @@
+"""The MAGC benchmark on the held-out split: rate, quality, semantics and speed.
+
+    python -m magc_plugin.evaluation.bench --out bench_report/ [--limit N] [--steps 20] [--model default]
+
+Samples: 256x256 crops of Dubai tile_7 and tile_8 (full 6-class maps) and the
+Catanduanes OAM tiles (OSM buildings only), with their guidance class rasters, from
+``magc_plugin.training.data`` (the same loading and split as training). With
+``--limit N`` about half the samples come from each source, evenly spread.
+
+Codecs, per sample:
+
+- ``magc``: every rate preset of the model, ``--steps`` diffusion steps, seed 0;
+- ``magc-stage1``: the same payload decoded by the LCM alone (no diffusion);
+- ``magc-emptymap``: coded and decoded with an all-``not_mapped`` guidance map;
+- ``magc`` at ``--step-curve`` steps for the model's default rate;
+- classical codecs (:mod:`.baselines`) at this sample's MAGC bpp of each preset
+  (``x1``) and at twice it (``x2``): the matched-bitrate comparison.
+
+Written to ``--out``: ``per_image.csv`` (every figure), ``summary.csv`` (per codec
+and setting: means, FID, mIoU, speed), ``targets.csv`` (the MAGC targets, met or
+not), one rate-quality plot per metric, the diffusion-steps curve, a side-by-side
+image grid at matched bitrates, and ``index.html`` tying them together.
+"""
+import argparse
+import csv
+import json
+import math
+import resource
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from . import baselines
+from .metrics import (LOWER_IS_BETTER, PER_IMAGE_METRICS, Evaluator, bits_per_pixel, format_value, frechet_distance,
+                      html_page, html_table)
+
+SIZE = 256
+BASELINE_MATCHES = {"x1": 1.0, "x2": 2.0}
+GROUP_KEYS = ("codec", "rate", "match", "steps")
+PLOT_METRICS = ("psnr", "ms_ssim", "lpips_alex", "lpips_vgg", "dists", "fid", "miou_gt", "miou_vs_original")
+LABELS = {"psnr": "PSNR (dB)", "ms_ssim": "MS-SSIM", "lpips_alex": "LPIPS-Alex", "lpips_vgg": "LPIPS-VGG",
+          "dists": "DISTS", "fid": "FID (256x256 patches)", "miou_gt": "mIoU vs ground truth (Dubai)",
+          "building_iou_gt": "building IoU vs OSM (OAM)", "miou_vs_original": "mIoU vs prediction on original"}
+
+
+# -- samples -------------------------------------------------------------------------
+
+def _spread(items, n):
+    """n items evenly spread over a list (all of them if n is None or large)."""
+    if n is None or n >= len(items):
+        return list(items)
+    return [items[int(i * len(items) / n)] for i in range(n)]
+
+
+def heldout_samples(limit=None):
+    """[(name, image u8 256x256x3, class raster)] of the held-out split; about half from each source."""
+    from ..training import data
+    if not data.have_data():
+        raise FileNotFoundError(f"The held-out data are not at {data.data_root()}: set MAGC_DATA_DIR or put "
+                                f"../shared/data beside the repository.")
+    dubai, oam = [], []
+    for name, image, classes in data.samples("heldout", size=SIZE, stride=SIZE):
+        (dubai if name.startswith("dubai") else oam).append((name, image, classes))
+    n_oam = None if limit is None else min(len(oam), limit // 2)
+    n_dubai = None if limit is None else limit - n_oam
+    return [(n, np.ascontiguousarray(i), np.ascontiguousarray(c))
+            for n, i, c in _spread(dubai, n_dubai) + _spread(oam, n_oam)]
+
+
+# -- codecs ----------------------------------------------------------------------------
+
+def load_models(model, device="auto"):
+    """{rate: MAGCModel} for every rate preset of a model folder (or shipped preset name)."""
+    from ..codec.model import MAGCModel, resolve_model_path
+    config = json.loads((resolve_model_path(model) / "config.json").read_text())
+    return {rate: MAGCModel.from_pretrained(model, rate=rate, device=device) for rate in config["rates"]}, config
+
+
+def _timed(fn, *args, **kwargs):
+    t = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t
+
+
+class Bench:
+    """Runs every codec on every sample and collects per-image rows and per-group data."""
+
+    def __init__(self, models, default_rate, steps, step_curve, codecs, evaluator, segnet, grid_names):
+        self.models = models
+        self.default_rate = default_rate
+        self.steps = steps
+        self.step_curve = [s for s in step_curve if s != steps]
+        self.codecs = codecs
+        self.evaluator = evaluator
+        self.segnet = segnet
+        self.grid_names = set(grid_names)
+        self.rows = []
+        self.fid_real = []
+        self.fid_fake = defaultdict(list)
+        self.seg = {}
+        self.grid = defaultdict(dict)
+
+    def _evaluate(self, ref, decoded):
+        """The costly part, done once per distinct decoded image: figures, FID features, segmentation."""
+        from .segmentation import predict
+        return {"figures": self.evaluator.compare(ref, decoded), "fid": self.evaluator.fid_features(decoded),
+                "seg": predict(self.segnet, decoded) if self.segnet is not None else None, "decoded": decoded}
+
+    def _add(self, sample, key, ev, num_bytes, enc_s, dec_s, seg_original, target=None):
+        """File one evaluated decoding under a group key."""
+        from .segmentation import IoUMeter
+        name, image, classes = sample
+        row = dict(zip(GROUP_KEYS, key))
+        pixels = image.shape[0] * image.shape[1]
+        row.update(sample=name, source=name.split("/")[0], target_bpp=target, bytes=num_bytes, pixels=pixels,
+                   bpp=bits_per_pixel(num_bytes, pixels), encode_s=enc_s, decode_s=dec_s)
+        row.update(ev["figures"])
+        self.rows.append(row)
+        if ev["fid"] is not None:
+            self.fid_fake[key].append(ev["fid"])
+        if ev["seg"] is not None:
+            self.seg.setdefault(key, IoUMeter()).add(ev["seg"], classes, name.startswith("dubai"), seg_original)
+        if name in self.grid_names:
+            self.grid[name][key] = (ev["decoded"], row["bpp"])
+        return row
+
+    def run_sample(self, sample):
+        from ..codec.classes import NOT_MAPPED
+        from .segmentation import predict
+        name, image, classes = sample
+        ref = self.evaluator.reference(image)
+        if ref.inception is not None:
+            self.fid_real.append(ref.inception)
+        seg_original = predict(self.segnet, image) if self.segnet is not None else None
+        if name in self.grid_names:
+            self.grid[name]["original"] = (image, None)
+            self.grid[name]["classes"] = (classes, None)
+        empty = np.full_like(classes, NOT_MAPPED)
+        magc_bpp = {}
+        for rate, model in self.models.items():
+            payload, enc_s = _timed(model.compress_tile, image, classes)
+            decoded, dec_s = _timed(model.decompress_tile, payload, classes, steps=self.steps, seed=0)
+            row = self._add(sample, ("magc", rate, "", self.steps), self._evaluate(ref, decoded), len(payload),
+                            enc_s, dec_s, seg_original)
+            magc_bpp[rate] = row["bpp"]
+            decoded, dec_s = _timed(model.decompress_tile, payload, classes, steps=0)
+            self._add(sample, ("magc-stage1", rate, "", 0), self._evaluate(ref, decoded), len(payload), enc_s,
+                      dec_s, seg_original)
+            payload_empty, enc_e = _timed(model.compress_tile, image, empty)
+            decoded, dec_s = _timed(model.decompress_tile, payload_empty, empty, steps=self.steps, seed=0)
+            self._add(sample, ("magc-emptymap", rate, "", self.steps), self._evaluate(ref, decoded),
+                      len(payload_empty), enc_e, dec_s, seg_original)
+            if rate == self.default_rate:
+                for steps in self.step_curve:
+                    decoded, dec_s = _timed(model.decompress_tile, payload, classes, steps=steps, seed=0)
+                    self._add(sample, ("magc", rate, "", steps), self._evaluate(ref, decoded), len(payload),
+                              enc_s, dec_s, seg_original)
+        for codec in self.codecs:
+            seen = {}  # real size -> evaluation: a codec at its floor gives one encoding for several targets
+            for rate, bpp in magc_bpp.items():
+                for match, factor in BASELINE_MATCHES.items():
+                    coded = baselines.code_at_bpp(codec, image, bpp * factor)
+                    if coded.num_bytes not in seen:
+                        seen[coded.num_bytes] = self._evaluate(ref, coded.decoded)
+                    self._add(sample, (codec, rate, match, ""), seen[coded.num_bytes], coded.num_bytes,
+                              coded.encode_s, coded.decode_s, seg_original, target=bpp * factor)
+
+    def summary(self):
+        """One row per (codec, rate, match, steps): mean figures, FID, mIoU, speed."""
+        groups = defaultdict(list)
+        for row in self.rows:
+            groups[tuple(row[k] for k in GROUP_KEYS)].append(row)
+        real = np.concatenate(self.fid_real) if self.fid_real else None
+        out = []
+        for key, rows in groups.items():
+            s = dict(zip(GROUP_KEYS, key))
+            s["n"] = len(rows)
+            for k in ("bpp", "target_bpp") + PER_IMAGE_METRICS:
+                vals = [r[k] for r in rows if r.get(k) is not None and not _isnan(r[k])]
+                s[k] = float(np.mean(vals)) if vals else float("nan")
+            s["fid"] = frechet_distance(real, np.concatenate(self.fid_fake[key])) \
+                if real is not None and self.fid_fake.get(key) else float("nan")
+            scores = self.seg[key].scores() if key in self.seg else {}
+            for k in ("miou_gt", "building_iou_gt", "miou_vs_original"):
+                s[k] = scores.get(k, float("nan"))
+            pixels = sum(r["pixels"] for r in rows) / 1e6
+            s["encode_MPps"] = pixels / max(sum(r["encode_s"] for r in rows), 1e-9)
+            s["decode_MPps"] = pixels / max(sum(r["decode_s"] for r in rows), 1e-9)
+            out.append(s)
+        return out
+
+
+def _isnan(v):
+    return isinstance(v, float) and math.isnan(v)
+
+
+# -- targets ----------------------------------------------------------------------------
+
+def check_targets(summary, steps):
+    """At each MAGC preset: LPIPS/DISTS/FID lower and mIoU higher than every classical codec
+    at the same and at twice the bitrate. One row per (preset, metric), honest either way."""
+    magc = {s["rate"]: s for s in summary if s["codec"] == "magc" and s["steps"] == steps}
+    classical = [s for s in summary if s["match"] in BASELINE_MATCHES]
+    rows = []
+    for rate, m in magc.items():
+        rivals = [s for s in classical if s["rate"] == rate]
+        for metric in ("lpips_alex", "lpips_vgg", "dists", "fid", "miou_gt", "miou_vs_original"):
+            lower = LOWER_IS_BETTER.get(metric, False)
+            valid = [s for s in rivals if not _isnan(s[metric])]
+            if _isnan(m[metric]) or not valid:
+                rows.append({"preset": rate, "metric": metric, "magc": m[metric], "best_rival": "n/a",
+                             "rival_value": float("nan"), "rival_bpp": float("nan"), "met": "not measured"})
+                continue
+            best = min(valid, key=lambda s: s[metric] if lower else -s[metric])
+            met = m[metric] < best[metric] if lower else m[metric] > best[metric]
+            rows.append({"preset": rate, "metric": metric, "magc": m[metric], "magc_bpp": m["bpp"],
+                         "best_rival": f"{best['codec']} {best['match']}", "rival_value": best[metric],
+                         "rival_bpp": best["bpp"], "met": "yes" if met else "NO"})
+    return rows
+
+
+# -- outputs -------------------------------------------------------------------------------
+
+def write_csv(rows, path):
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: format_value(v) if isinstance(v, float) else v for k, v in row.items()})
+
+
+def _curves(summary, steps):
+    """{curve label: [summary rows sorted by bpp]}: one curve per codec family (and MAGC variant)."""
+    curves = defaultdict(list)
+    for s in summary:
+        if s["codec"].startswith("magc") and s["steps"] not in (steps, 0):
+            continue  # the steps curve has its own plot
+        curves[s["codec"]].append(s)
+    return {k: sorted(v, key=lambda s: s["bpp"]) for k, v in curves.items()}
+
+
+def plot_rate_quality(summary, steps, out_dir):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    paths = []
+    curves = _curves(summary, steps)
+    for metric in PLOT_METRICS:
+        if all(_isnan(s[metric]) for s in summary):
+            continue
+        fig, ax = plt.subplots(figsize=(6, 4.2))
+        for label, points in curves.items():
+            pts = [(p["bpp"], p[metric]) for p in points if not _isnan(p[metric]) and not math.isinf(p[metric])]
+            if pts:
+                style = "o-" if label.startswith("magc") else "s--"
+                ax.plot(*zip(*pts), style, label=label, lw=2 if label == "magc" else 1.2, ms=4)
+        ax.set_xscale("log")
+        ax.set_xlabel("bits per pixel (real bytes)")
+        ax.set_ylabel(LABELS[metric] + (" (lower is better)" if LOWER_IS_BETTER.get(metric) else " (higher is better)"))
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = out_dir / f"rate_{metric}.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def plot_steps(summary, rate, out_dir):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    points = sorted((s for s in summary if s["codec"] == "magc" and s["rate"] == rate), key=lambda s: s["steps"])
+    if len(points) < 2:
+        return None
+    metrics = [m for m in ("lpips_alex", "dists", "psnr", "fid") if not all(_isnan(p[m]) for p in points)]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2))
+    for ax, metric in zip(np.atleast_1d(axes), metrics):
+        ax.plot([p["steps"] for p in points], [p[metric] for p in points], "o-")
+        ax.set_xscale("log")
+        ax.set_xlabel("diffusion steps")
+        ax.set_title(LABELS[metric], fontsize=9)
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(f"MAGC preset {rate}: quality vs diffusion steps", fontsize=10)
+    fig.tight_layout()
+    path = out_dir / "steps_curve.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_grid(grid, rate, steps, codecs, out_dir):
+    """Rows = samples; columns = original, guidance, MAGC variants, classical codecs at matched bpp."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from ..codec.classes import colourize
+    if not grid:
+        return None
+    columns = [("original", "original"), ("classes", "guidance map"), (("magc", rate, "", steps), f"MAGC {rate}"),
+               (("magc-stage1", rate, "", 0), "MAGC stage 1"), (("magc-emptymap", rate, "", steps), "MAGC empty map")]
+    columns += [((c, rate, "x1", ""), c) for c in codecs]
+    fig, axes = plt.subplots(len(grid), len(columns), figsize=(2.1 * len(columns), 2.3 * len(grid)), squeeze=False)
+    for r, (name, cells) in enumerate(grid.items()):
+        for c, (key, title) in enumerate(columns):
+            ax = axes[r, c]
+            ax.axis("off")
+            if key not in cells:
+                continue
+            image, bpp = cells[key]
+            ax.imshow(colourize(image) if key == "classes" else image)
+            ax.set_title(title + ("" if bpp is None else f"\n{bpp:.3f} bpp"), fontsize=7)
+        axes[r, 0].text(-8, SIZE / 2, name.split("/", 1)[1][:28], rotation=90, va="center", ha="right", fontsize=6)
+    fig.tight_layout()
+    path = out_dir / "grid.png"
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def write_report(out_dir, summary, targets, plots, steps_plot, grid_plot, info):
+    rel = lambda p: p.name  # noqa: E731
+    cols = ["codec", "rate", "match", "steps", "n", "bpp", "target_bpp"] + list(PER_IMAGE_METRICS) + \
+        ["fid", "miou_gt", "building_iou_gt", "miou_vs_original", "encode_MPps", "decode_MPps"]
+    table = [{c: s.get(c, "") for c in cols} for s in summary]
+    body = "<h2>Setup</h2>" + html_table([{"item": k, "value": v} for k, v in info.items()])
+    body += "<h2>Targets (MAGC vs every classical codec at the same and twice its bitrate)</h2>" + html_table(targets)
+    body += "<h2>All figures (means over samples)</h2>" + html_table(table)
+    body += "<p>Every figure per image: <a href='per_image.csv'>per_image.csv</a>; this table: " \
+            "<a href='summary.csv'>summary.csv</a>; targets: <a href='targets.csv'>targets.csv</a>.</p>"
+    body += "<h2>Rate-quality curves</h2>" + "".join(f"<img src='{rel(p)}' alt='{p.stem}'>" for p in plots)
+    if steps_plot:
+        body += "<h2>Diffusion steps</h2>" + f"<img src='{rel(steps_plot)}' alt='steps'>"
+    if grid_plot:
+        body += "<h2>Side by side at matched bitrate</h2>" + f"<img src='{rel(grid_plot)}' alt='grid'>"
+    body += "<h2>Notes</h2><ul>" + "".join(f"<li>{n}</li>" for n in NOTES + info.get("warnings", [])) + "</ul>"
+    (out_dir / "index.html").write_text(html_page("MAGC benchmark", body), encoding="utf-8")
+
+
+NOTES = [
+    "bpp = 8 x real bytes / pixels. MAGC: the tile payload (y and z strings), the guidance map not counted "
+    "(it exists on both sides). Classical codecs: see magc_plugin/evaluation/baselines.py for what each file "
+    "holds (JPEG/WebP/AVIF whole files, JPEG 2000 raw codestream, HEVC Annex-B stream without x265's SEI).",
+    "x1/x2: the classical codec at the largest setting whose size is at most 1x/2x this image's MAGC bpp at "
+    "that preset; at a codec's floor the real bpp is above the target (the bpp column says so).",
+    "MS-SSIM: 5 scales on 256x256 samples. LPIPS v0.1 and DISTS with the ImageNet backbones of the weights "
+    "folder. FID: Inception pool features of the 256x256 samples against the originals; with few samples it is "
+    "strongly biased upwards and only comparable between rows of the same run.",
+    "mIoU: a tiny UNet trained on the training split; 'vs ground truth' on Dubai masks (5 classes), building IoU "
+    "against the OSM footprints on OAM tiles, 'vs original' = agreement with its prediction on the original.",
+    "Speed: wall time on this (shared) machine with the threads given; classical codecs are timed at the "
+    "setting chosen (the bisection that finds it is not counted).",
+]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m magc_plugin.evaluation.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="report folder")
+    parser.add_argument("--model", default="default", help="model folder or shipped preset name")
+    parser.add_argument("--limit", type=int, default=None, help="number of held-out samples (default: all)")
+    parser.add_argument("--steps", type=int, default=20, help="diffusion steps of the main MAGC rows")
+    parser.add_argument("--step-curve", default="1,2,5,10", help="extra step counts for the steps curve")
+    parser.add_argument("--codecs", default=",".join(baselines.CODECS), help="classical codecs")
+    parser.add_argument("--weights-dir", default=None, help="metric weights folder (default ../shared/weights)")
+    parser.add_argument("--segnet", default=None, help="segmentation weights (default: the shipped ones)")
+    parser.add_argument("--no-fid", action="store_true")
+    parser.add_argument("--grid", type=int, default=3, help="samples shown in the image grid")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    args = parser.parse_args(argv)
+    return run(args)
+
+
+def run(args):
+    import torch
+    from tqdm import tqdm
+    from .segmentation import load_segnet
+    torch.set_num_threads(args.threads)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    models, config = load_models(args.model, args.device)
+    samples = heldout_samples(args.limit)
+    codecs = [c for c in args.codecs.split(",") if c]
+    evaluator = Evaluator(args.weights_dir, fid=not args.no_fid)
+    segnet = load_segnet(args.segnet)
+    grid_names = [s[0] for s in _spread([s for s in samples if s[0].startswith("dubai")], (args.grid + 1) // 2)]
+    grid_names += [s[0] for s in _spread([s for s in samples if s[0].startswith("oam")], args.grid // 2)]
+    default_rate = config.get("default_rate", next(iter(models)))
+    bench = Bench(models, default_rate, args.steps, [int(s) for s in args.step_curve.split(",") if s],
+                  codecs, evaluator, segnet, grid_names)
+    for sample in tqdm(samples, desc="bench", unit="sample"):
+        bench.run_sample(sample)
+    summary = bench.summary()
+    targets = check_targets(summary, args.steps)
+    write_csv(bench.rows, out_dir / "per_image.csv")
+    write_csv(summary, out_dir / "summary.csv")
+    write_csv(targets, out_dir / "targets.csv")
+    plots = plot_rate_quality(summary, args.steps, out_dir)
+    steps_plot = plot_steps(summary, default_rate, out_dir)
+    grid_plot = plot_grid(bench.grid, default_rate, args.steps, codecs, out_dir)
+    identity = next(iter(models.values())).identity()
+    info = {"model": f"{identity['preset']} ({args.model}), presets {', '.join(models)}",
+            "weights_sha256": identity["weights_sha256"][:16], "samples": len(samples),
+            "dubai / oam samples": f"{sum(s[0].startswith('dubai') for s in samples)} / "
+                                   f"{sum(s[0].startswith('oam') for s in samples)}",
+            "diffusion steps": args.steps, "device / threads": f"{args.device} / {args.threads}",
+            "segmentation net": "yes" if segnet is not None else "absent (mIoU not measured)",
+            "peak RSS (MiB)": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "wall time (s)": round(time.time() - t0), "warnings": evaluator.warnings}
+    write_report(out_dir, summary, targets, plots, steps_plot, grid_plot, info)
+    print(f"report: {out_dir / 'index.html'}")
+    for row in targets:
+        print(f"  {row['preset']:>8} {row['metric']:<18} MAGC {format_value(row['magc'])} vs "
+              f"{row['best_rival']} {format_value(row['rival_value'])}: {row['met']}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
