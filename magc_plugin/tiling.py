@@ -1,0 +1,705 @@
+"""Whole rasters through the tile codec: compress to a .magc file, decompress to a GeoTIFF.
+
+Rasters are read and written window by window with rasterio; no whole raster is
+ever in memory, so the peak memory depends on the tile size and the raster width,
+not on the raster's area.
+
+Encoding: the raster is cut into non-overlapping tiles of ``tile_size`` pixels (edge
+tiles are reflect-padded to a multiple of 64 and cropped at decode). Each tile is
+mapped to 8-bit RGB through a per-band stretch stored in the file, its nodata pixels
+are filled with the tile mean (the mask is stored, cheaply), and it is coded with the
+guidance class raster of the same window.
+
+Decoding without seams::
+
+      tile latents (stage 1, per tile)         windows (tile + margin of neighbours)
+      +-----+-----+-----+                      +---------+
+      | z00 | z01 | z02 |    diffusion on ->   |  . z11 .|  noise drawn from the seed and the
+      +-----+-----+-----+    each window       |  .     .|  *global* latent position, so two
+      | z10 | z11 | z12 |                      +---------+  windows agree where they overlap
+      +-----+-----+-----+
+                                 pixels of overlapping windows are feather-blended
+                                 (linear ramps over the 2 x margin overlap band)
+
+No extra bits are spent: the context comes from the neighbours' decoded latents.
+Rows of windows are processed top to bottom, keeping only one strip of blended
+pixels and the latents of three rows of tiles. A region decode samples the windows
+that touch the region, so it gives the same pixels as a full decode.
+"""
+import hashlib
+import math
+import os
+import struct
+import tempfile
+import time
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .codec.classes import NOT_MAPPED, check_class_raster
+from .codec.errors import MAGCError
+from .container import (MASK_ALL_NODATA, MASK_ALL_VALID, MAGCReader, MAGCWriter, TileRecord, fingerprint, nodata_from_json,
+                        nodata_to_json, tile_grid)
+
+TILE_MULTIPLE = 64
+DEFAULT_TILE_SIZE = 512
+BLEND_MARGIN = 64          # pixels of neighbour context on each side of a tile window at decode
+OVERVIEW_SIDE = 1024       # the stretch's percentiles come from a decimated read of at most this side
+STRETCH_PERCENTILES = (2.0, 98.0)
+DOWNSCALE = 8              # image pixels per latent pixel
+
+
+class CancelledByUser(MAGCError):
+    """The cancel callback asked to stop; nothing was written."""
+
+
+class GuidanceMismatchWarning(UserWarning):
+    """The decoder's guidance differs from the encoder's on some tiles."""
+
+
+# -- small helpers --------------------------------------------------------------------------------
+def _ceil_to(value, multiple):
+    return -(-value // multiple) * multiple
+
+
+def _pad_reflect(arr, height, width):
+    """Reflect-pad the first two axes of `arr` to (height, width)."""
+    pad = [(0, height - arr.shape[0]), (0, width - arr.shape[1])] + [(0, 0)] * (arr.ndim - 2)
+    return np.pad(arr, pad, mode="reflect") if any(p[1] for p in pad) else arr
+
+
+def _check_cancel(cancel):
+    if cancel is not None and cancel():
+        raise CancelledByUser("Canceled: nothing was written.")
+
+
+def _progress(progress, fraction, message):
+    if progress is not None:
+        progress(min(1.0, max(0.0, fraction)), message)
+
+
+def _affine(values):
+    from affine import Affine
+    return Affine(*values[:6])
+
+
+def crs_of(georef):
+    """The rasterio CRS stored in a GEOR record, or None."""
+    from rasterio.crs import CRS
+    return CRS.from_wkt(georef["crs_wkt"]) if georef.get("crs_wkt") else None
+
+
+class Grid:
+    """The tile grid of a raster: tile windows, their padded sizes, their numbers."""
+
+    def __init__(self, width, height, tile_size):
+        self.width, self.height, self.tile = width, height, tile_size
+        self.cols, self.rows = tile_grid(width, height, tile_size)
+
+    def __len__(self):
+        return self.cols * self.rows
+
+    def number(self, col, row):
+        return row * self.cols + col
+
+    def window(self, col, row):
+        """(x0, y0, width, height) of the tile in raster pixels."""
+        x0, y0 = col * self.tile, row * self.tile
+        return x0, y0, min(self.tile, self.width - x0), min(self.tile, self.height - y0)
+
+    def padded(self, col, row):
+        """(width, height) of the tile as coded: a multiple of 64."""
+        _, _, w, h = self.window(col, row)
+        return _ceil_to(w, TILE_MULTIPLE), _ceil_to(h, TILE_MULTIPLE)
+
+    def tiles(self):
+        return [(c, r) for r in range(self.rows) for c in range(self.cols)]
+
+
+def tile_transform(transform, x0, y0):
+    """The geotransform of a window starting at pixel (x0, y0); rotation terms are kept."""
+    from affine import Affine
+    return transform * Affine.translation(x0, y0)
+
+
+def guidance_for(guidance, transform, crs, x0, y0, width, height):
+    """The checked class raster of one window: from the guidance callable, or NOT_MAPPED everywhere."""
+    if guidance is None:
+        return np.full((height, width), NOT_MAPPED, np.uint8)
+    return check_class_raster(guidance(tile_transform(transform, x0, y0), width, height, crs), (height, width))
+
+
+# -- source rasters --------------------------------------------------------------------------------
+def open_raster(path):
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            src = rasterio.open(path)
+    except RasterioIOError as exc:
+        raise MAGCError(f"Cannot read the raster {path}: {exc}. Give a GDAL-readable image file.") from exc
+    if src.count == 0 or src.width == 0 or src.height == 0:
+        src.close()
+        raise MAGCError(f"The raster {path} is empty ({src.width}x{src.height} pixels, {src.count} bands).")
+    return src
+
+
+def choose_bands(src, bands=None):
+    """Three source bands (1-based) coded as red, green, blue; one band is coded as grey."""
+    if bands is None or len(bands) == 0:
+        bands = [1, 2, 3] if src.count >= 3 else [1]
+    bands = [int(b) for b in bands]
+    if len(bands) == 1:
+        bands = bands * 3
+    if len(bands) != 3:
+        raise MAGCError(f"Give one band (grey) or three bands (red, green, blue), not {len(bands)}: {bands}.")
+    bad = [b for b in bands if not 1 <= b <= src.count]
+    if bad:
+        raise MAGCError(f"Band(s) {bad} do not exist: the raster has bands 1..{src.count}.")
+    return bands
+
+
+def compute_stretch(src, bands):
+    """Per coded band (lo, hi) mapping source values to 0..255.
+
+    8-bit sources keep their values (0, 255); others use the 2%-98% percentiles of the
+    valid pixels of a decimated read (at most OVERVIEW_SIDE pixels a side).
+    """
+    if src.dtypes[0] == "uint8":
+        return [[0.0, 255.0]] * 3
+    from rasterio.enums import Resampling
+    scale = max(1.0, max(src.width, src.height) / OVERVIEW_SIDE)
+    shape = (max(1, round(src.height / scale)), max(1, round(src.width / scale)))
+    ranges = {}
+    for band in dict.fromkeys(bands):
+        data = src.read(band, out_shape=shape, masked=True, resampling=Resampling.nearest)
+        values = data.compressed().astype(np.float64)
+        values = values[np.isfinite(values)]
+        lo, hi = (np.percentile(values, STRETCH_PERCENTILES) if values.size else (0.0, 1.0))
+        lo, hi = float(lo), float(hi)
+        ranges[band] = [lo, hi if hi > lo else lo + 1.0]
+    return [ranges[b] for b in bands]
+
+
+def to_u8(values, lo, hi):
+    return np.rint(np.clip((values.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def from_u8(levels, lo, hi, dtype):
+    values = lo + levels.astype(np.float64) / 255.0 * (hi - lo)
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+    return values.astype(dtype)
+
+
+def read_tile(src, bands, stretch, window):
+    """(8-bit RGB (H, W, 3) with nodata filled by the tile mean, validity mask (H, W))."""
+    from rasterio.windows import Window
+    unique = list(dict.fromkeys(bands))
+    win = Window(*window)
+    data = src.read(unique, window=win)
+    masks = src.read_masks(unique, window=win)
+    valid = (masks > 0).any(axis=0)
+    if np.issubdtype(data.dtype, np.floating):
+        valid &= np.isfinite(data).all(axis=0)
+    rgb = np.stack([to_u8(data[unique.index(b)], lo, hi) for b, (lo, hi) in zip(bands, stretch)], axis=-1)
+    if valid.any() and not valid.all():
+        rgb[~valid] = np.rint(rgb[valid].mean(axis=0)).astype(np.uint8)
+    return rgb, valid
+
+
+def _georef(src, output_bands):
+    crs = src.crs
+    crs_id = None
+    if crs:
+        authority = crs.to_authority()
+        crs_id = ":".join(authority) if authority else None
+    return {"crs_wkt": crs.to_wkt(version="WKT2_2019") if crs else None, "crs_id": crs_id,
+            "transform": [float(v) for v in tuple(src.transform)[:6]],
+            "nodata": [nodata_to_json(src.nodatavals[b - 1]) for b in output_bands]}
+
+
+def load_model(model, rate=None, device="auto"):
+    """A MAGCModel from a loaded model, a model folder or a shipped preset name."""
+    from .codec.model import MAGCModel
+    if isinstance(model, MAGCModel):
+        return model
+    return MAGCModel.from_pretrained(model or "default", rate=rate, device=device)
+
+
+def _check_output(path):
+    path = Path(path)
+    if path.is_dir():
+        raise MAGCError(f"The output {path} is a folder: give a file name.")
+    if not path.parent.is_dir():
+        raise MAGCError(f"Cannot write {path}: the folder {path.parent} does not exist.")
+    return path
+
+
+# -- compress ------------------------------------------------------------------------------------
+def compress_raster(src_path, dst_path, guidance, model, *, bands=None, tile_size=DEFAULT_TILE_SIZE, overlap=0,
+                    embed_guidance=False, rate=None, device="auto", progress=None, cancel=None):
+    """Compress a raster to a .magc file, tile by tile.
+
+    guidance: callable(transform, width, height, crs) -> uint8 class raster (height, width),
+    or None (no map). model: a MAGCModel, a model folder or a preset name.
+    Returns {"bytes", "bpp", "pixels", "tiles", "seconds", "guidance_bytes", "nodata_tiles", "path"}.
+    """
+    start = time.time()
+    tile_size = int(tile_size)
+    if tile_size < TILE_MULTIPLE or tile_size % TILE_MULTIPLE:
+        raise MAGCError(f"The tile size must be a positive multiple of {TILE_MULTIPLE} pixels, not {tile_size}.")
+    if overlap:
+        raise MAGCError("Tiles are coded without overlap (seams are removed at decode): use overlap=0.")
+    dst_path = _check_output(dst_path)
+    _progress(progress, 0.0, "Loading the model")
+    model = load_model(model, rate, device)
+    with open_raster(src_path) as src:
+        bands = choose_bands(src, bands)
+        output_bands = list(dict.fromkeys(bands))
+        _progress(progress, 0.0, "Computing the band stretch")
+        stretch = compute_stretch(src, bands)
+        grid = Grid(src.width, src.height, tile_size)
+        head = {"width": src.width, "height": src.height, "bands": bands, "output_bands": output_bands,
+                "dtype": src.dtypes[0], "stretch": stretch, "tile_size": tile_size, "overlap": 0,
+                "tiles": [grid.cols, grid.rows], "embedded_guidance": bool(embed_guidance)}
+        georef = _georef(src, output_bands)
+        # Encoder and decoder hand the guidance the same CRS and transforms: both rebuilt from the file's record.
+        crs, transform = crs_of(georef), _affine(georef["transform"])
+        guidance_bytes = nodata_tiles = 0
+        with MAGCWriter(dst_path, head, georef, model.identity()) as writer:
+            for n, (col, row) in enumerate(grid.tiles()):
+                _check_cancel(cancel)
+                _progress(progress, n / len(grid), f"Compressing tile {n + 1} of {len(grid)}")
+                x0, y0, w, h = grid.window(col, row)
+                rgb, valid = read_tile(src, bands, stretch, (x0, y0, w, h))
+                classes = guidance_for(guidance, transform, crs, x0, y0, w, h)
+                payload = b""
+                if valid.any():
+                    pw, ph = grid.padded(col, row)
+                    payload = model.compress_tile(_pad_reflect(rgb, ph, pw), _pad_reflect(classes, ph, pw))
+                else:
+                    nodata_tiles += 1
+                record = TileRecord.build(n, valid, classes if embed_guidance else None, payload)
+                guidance_bytes += len(record.guidance_bytes)
+                writer.add_tile(record, fingerprint(classes))
+            _check_cancel(cancel)
+            size = writer.commit()
+    pixels = head["width"] * head["height"]
+    _progress(progress, 1.0, "Done")
+    return {"bytes": size, "bpp": 8.0 * size / pixels, "pixels": pixels, "tiles": len(grid),
+            "seconds": time.time() - start, "guidance_bytes": guidance_bytes, "nodata_tiles": nodata_tiles,
+            "path": str(dst_path)}
+
+
+# -- decompress ----------------------------------------------------------------------------------
+class PositionalNoise:
+    """Sampler noise source whose values depend on the seed and the *global* latent position.
+
+    The latent plane is cut into blocks (one per tile); each block's noise for draw k
+    comes from its own generator seeded with (seed, k, block column, block row), so any
+    window sees the same noise as its overlapping neighbours.
+    """
+
+    def __init__(self, seed, x0, y0, block):
+        self.seed, self.x0, self.y0, self.block = int(seed), x0, y0, block
+
+    def _block(self, k, bx, by, channels):
+        import torch
+        key = hashlib.blake2b(struct.pack(">qqqq", self.seed, k, bx, by), digest_size=8).digest()
+        generator = torch.Generator("cpu").manual_seed(int.from_bytes(key, "big") & (2**63 - 1))
+        return torch.randn((channels, self.block, self.block), generator=generator)
+
+    def __call__(self, k, shape):
+        import torch
+        _, channels, h, w = shape
+        out = torch.empty(tuple(shape))
+        b = self.block
+        for by in range(self.y0 // b, (self.y0 + h - 1) // b + 1):
+            for bx in range(self.x0 // b, (self.x0 + w - 1) // b + 1):
+                ya, yb = max(self.y0, by * b), min(self.y0 + h, (by + 1) * b)
+                xa, xb = max(self.x0, bx * b), min(self.x0 + w, (bx + 1) * b)
+                out[0, :, ya - self.y0:yb - self.y0, xa - self.x0:xb - self.x0] = \
+                    self._block(k, bx, by, channels)[:, ya - by * b:yb - by * b, xa - bx * b:xb - bx * b]
+        return out
+
+
+def ramp(length, before, after, margin):
+    """Feathering weights along one axis: linear over 2*margin at sides that overlap a neighbour."""
+    pos = np.arange(length, dtype=np.float32) + 0.5
+    weight = np.ones(length, np.float32)
+    if margin and before:
+        weight = np.minimum(weight, pos / (2 * margin))
+    if margin and after:
+        weight = np.minimum(weight, (length - pos) / (2 * margin))
+    return weight
+
+
+class Strip:
+    """Weighted sums of decoded pixels over output rows [y0, y1) and columns [x0, x1)."""
+
+    def __init__(self, y0, y1, x0, x1):
+        self.y0, self.y1, self.x0, self.x1 = y0, max(y0, y1), x0, x1
+        self.sum = np.zeros((self.y1 - y0, x1 - x0, 3), np.float32)
+        self.weight = np.zeros((self.y1 - y0, x1 - x0), np.float32)
+
+    def add(self, image, weight, x, y):
+        """Add an image (H, W, 3) with weights (H, W) whose top-left pixel is at (x, y)."""
+        ya, yb = max(y, self.y0), min(y + image.shape[0], self.y1)
+        xa, xb = max(x, self.x0), min(x + image.shape[1], self.x1)
+        if ya >= yb or xa >= xb:
+            return
+        w = weight[ya - y:yb - y, xa - x:xb - x]
+        self.sum[ya - self.y0:yb - self.y0, xa - self.x0:xb - self.x0] += image[ya - y:yb - y, xa - x:xb - x] * w[..., None]
+        self.weight[ya - self.y0:yb - self.y0, xa - self.x0:xb - self.x0] += w
+
+    def merge(self, other):
+        """Add the part of another strip that overlaps this one."""
+        ya, yb = max(other.y0, self.y0), min(other.y1, self.y1)
+        if ya < yb:
+            self.sum[ya - self.y0:yb - self.y0] += other.sum[ya - other.y0:yb - other.y0]
+            self.weight[ya - self.y0:yb - self.y0] += other.weight[ya - other.y0:yb - other.y0]
+
+    def image(self, ya, yb):
+        """The blended 8-bit pixels of rows [ya, yb)."""
+        s, w = self.sum[ya - self.y0:yb - self.y0], self.weight[ya - self.y0:yb - self.y0]
+        return np.rint(s / np.maximum(w, 1e-12)[..., None]).clip(0, 255).astype(np.uint8)
+
+
+class GeoTIFFWriter:
+    """An output GeoTIFF written window by window into a temporary file, renamed on commit()."""
+
+    def __init__(self, path, profile):
+        self.path, self.profile = Path(path), profile
+        self.tmp = None
+        self.dataset = None
+
+    def __enter__(self):
+        import rasterio
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".part.tif", dir=self.path.parent)
+            os.close(fd)
+            self.tmp = Path(tmp)
+            self.dataset = rasterio.open(self.tmp, "w", **self.profile)
+        except OSError as exc:
+            self._remove()
+            raise MAGCError(f"Cannot write {self.path}: {exc}. Choose a writable folder.") from exc
+        return self
+
+    def write(self, data, window, mask=None):
+        try:
+            self.dataset.write(data, window=window)
+            if mask is not None:
+                self.dataset.write_mask(mask, window=window)
+        except OSError as exc:
+            raise MAGCError(f"Writing {self.path} failed: {exc}. Free some disk space or choose another "
+                            "folder; nothing was written.") from exc
+
+    def commit(self):
+        try:
+            self.dataset.close()
+            os.replace(self.tmp, self.path)
+        except OSError as exc:
+            raise MAGCError(f"Writing {self.path} failed: {exc}; nothing was written.") from exc
+        self.tmp = None
+
+    def _remove(self):
+        if self.dataset is not None and not self.dataset.closed:
+            try:
+                self.dataset.close()
+            except Exception:  # noqa: BLE001 (closing a half-written file may fail too; it is deleted anyway)
+                pass
+        if self.tmp is not None:
+            for extra in ("", ".aux.xml", ".msk"):
+                try:
+                    Path(str(self.tmp) + extra).unlink()
+                except OSError:
+                    pass
+
+    def __exit__(self, *exc):
+        self._remove()
+        return False
+
+
+def raster_info(path):
+    """Size, CRS (WKT or None), geotransform and bounds of a .magc file, read from its header."""
+    with MAGCReader(path) as reader:
+        head, geo = reader.head, reader.georef
+    transform = _affine(geo["transform"])
+    corners = [transform * (x, y) for x in (0, head["width"]) for y in (0, head["height"])]
+    xs, ys = zip(*corners)
+    return {"width": head["width"], "height": head["height"], "crs": geo["crs_wkt"], "crs_id": geo["crs_id"],
+            "transform": geo["transform"], "bounds": (min(xs), min(ys), max(xs), max(ys))}
+
+
+def _output_window(head, transform, extent):
+    """(x0, y0, x1, y1) in pixels of the region to decode: the whole raster, or the pixels covering `extent`."""
+    width, height = head["width"], head["height"]
+    if extent is None:
+        return 0, 0, width, height
+    xmin, ymin, xmax, ymax = (float(v) for v in extent)
+    if not xmin < xmax or not ymin < ymax:
+        raise MAGCError(f"The extent {extent} is empty: give (xmin, ymin, xmax, ymax) with xmin < xmax and "
+                        "ymin < ymax.")
+    inverse = ~transform
+    cols, rows = zip(*(inverse * (x, y) for x in (xmin, xmax) for y in (ymin, ymax)))
+    x0, x1 = max(0, math.floor(min(cols))), min(width, math.ceil(max(cols)))
+    y0, y1 = max(0, math.floor(min(rows))), min(height, math.ceil(max(rows)))
+    if x0 >= x1 or y0 >= y1:
+        raise MAGCError(f"The extent {extent} does not overlap the raster: give an extent in the raster's CRS "
+                        f"within its bounds.")
+    return x0, y0, x1, y1
+
+
+def _check_model(model, identity, path):
+    if model.weights_sha256 != identity.get("weights_sha256"):
+        given = model.identity()
+        raise MAGCError(
+            f"{Path(path).name} was compressed with the model '{identity.get('preset')}' at rate "
+            f"'{identity.get('rate')}' (weights sha256 {identity.get('weights_sha256', '')[:12]}), but the model given "
+            f"is '{given.get('preset')}' at rate '{given.get('rate')}' (sha256 {given['weights_sha256'][:12]}): "
+            "decompress with the model folder and rate that compressed it.")
+    theirs = identity.get("versions", {}).get("compressai")
+    ours = model.identity()["versions"].get("compressai")
+    if theirs and ours and theirs != ours:
+        warnings.warn(f"{Path(path).name} was written with compressai {theirs}, this is {ours}: if the decoded "
+                      "image looks broken, decode with the version that encoded.", stacklevel=3)
+
+
+def decompress_raster(src_path, dst_path, guidance=None, model="default", *, steps=20, seed=0, extent=None,
+                      strict_guidance=False, device="auto", blend_margin=BLEND_MARGIN, progress=None, cancel=None):
+    """Decode a .magc file (or the tiles covering `extent`) into a GeoTIFF like the source raster.
+
+    guidance: the same kind of callable as for compress_raster; None uses the map embedded in
+    the file, if any. model: a MAGCModel, a model folder or a preset name (loaded at the file's
+    rate). extent: (xmin, ymin, xmax, ymax) in the raster's CRS. blend_margin: pixels of
+    neighbour context per side (a multiple of 64; 0 decodes tiles independently).
+    Returns {"pixels", "tiles", "seconds", "width", "height", "guidance_mismatch", "path"}.
+    """
+    start = time.time()
+    dst_path = _check_output(dst_path)
+    steps = int(steps)
+    if steps < 0:
+        raise MAGCError(f"The number of diffusion steps must be 0 or more, not {steps}.")
+    with MAGCReader(src_path) as reader:
+        head, geo, identity = reader.head, reader.georef, reader.model
+        grid = Grid(head["width"], head["height"], head["tile_size"])
+        crs, transform = crs_of(geo), _affine(geo["transform"])
+        ox0, oy0, ox1, oy1 = _output_window(head, transform, extent)
+        out_tiles = {(c, r) for c in range(ox0 // grid.tile, (ox1 - 1) // grid.tile + 1)
+                     for r in range(oy0 // grid.tile, (oy1 - 1) // grid.tile + 1)}
+        margin = min(int(blend_margin), grid.tile // 2) // TILE_MULTIPLE * TILE_MULTIPLE
+        # The windows that touch the output, and the tiles whose latents those windows read.
+        windows = _dilate(out_tiles, grid, 1 if margin else 0)
+        needed = _dilate(windows, grid, 1 if margin else 0)
+        _progress(progress, 0.0, "Reading the tiles and the guidance")
+        tiles, mismatch = {}, []
+        for c, r in sorted(needed, key=lambda t: (t[1], t[0])):
+            _check_cancel(cancel)
+            n = grid.number(c, r)
+            record = reader.read_tile(n)
+            x0, y0, w, h = grid.window(c, r)
+            record.valid_mask((h, w))  # unpacked once here so that a damaged mask fails before any work
+            classes = record.class_raster((h, w)) if guidance is None else None
+            if classes is None:
+                classes = guidance_for(guidance, transform, crs, x0, y0, w, h)
+            if fingerprint(classes) != reader.index[n].fingerprint:
+                mismatch.append((c, r))
+            pw, ph = grid.padded(c, r)
+            tiles[(c, r)] = (record, zlib.compress(_pad_reflect(classes, ph, pw).tobytes(), 1))
+    if mismatch:
+        names = ", ".join(f"({c},{r})" for c, r in sorted(mismatch, key=lambda t: (t[1], t[0]))[:20])
+        more = f" and {len(mismatch) - 20} more" if len(mismatch) > 20 else ""
+        message = (f"The guidance differs from the one used to compress on {len(mismatch)} of {len(needed)} tiles "
+                   f"(column, row): {names}{more}. Give the same vector layers as for compressing.")
+        if strict_guidance:
+            raise MAGCError(message + " (strict guidance: nothing decoded)")
+        warnings.warn(message, GuidanceMismatchWarning, stacklevel=2)
+
+    _progress(progress, 0.0, "Loading the model")
+    model = load_model(model, identity.get("rate"), device)
+    _check_model(model, identity, src_path)
+    decoder = _WindowDecoder(model, grid, tiles, margin, steps, seed, cancel)
+    profile = _output_profile(head, geo, transform, ox0, oy0, ox1 - ox0, oy1 - oy0)
+    # Without a nodata value, invalid pixels go to an internal mask, created for every strip or none.
+    with_mask = profile["nodata"] is None and any(t[0].mask_kind != MASK_ALL_VALID for t in tiles.values())
+    todo = sorted((t for t in windows if tiles[t][0].mask_kind != MASK_ALL_NODATA), key=lambda t: (t[1], t[0]))
+    done = [0]
+
+    def step_progress(fraction, message):
+        _progress(progress, (done[0] + fraction) / max(1, len(todo)), message)
+
+    with GeoTIFFWriter(dst_path, profile) as out:
+        window_rows = sorted({r for _, r in windows})
+        previous = None
+        for i, row in enumerate(window_rows):
+            _, y0, _, h = grid.window(0, row)
+            strip = Strip(max(oy0, y0 - margin), min(oy1, y0 + h + margin), ox0, ox1)
+            for col, r in (t for t in todo if t[1] == row):
+                _check_cancel(cancel)
+                image, weight, x, y = decoder.window(col, row, step_progress,
+                                                     f"Decoding tile {done[0] + 1} of {len(todo)}")
+                strip.add(image, weight, x, y)
+                done[0] += 1
+            if previous is not None:
+                strip.merge(previous)
+            last = i == len(window_rows) - 1
+            ready = strip.y1 if last else min(strip.y1, y0 + grid.tile - margin)
+            if strip.y0 < ready:
+                _write_rows(out, strip, strip.y0, ready, head, grid, tiles, ox0, oy0, with_mask)
+            previous = strip
+            decoder.forget_rows_before(row)
+        _check_cancel(cancel)
+        out.commit()
+    _progress(progress, 1.0, "Done")
+    return {"pixels": (ox1 - ox0) * (oy1 - oy0), "tiles": len(out_tiles), "seconds": time.time() - start,
+            "width": ox1 - ox0, "height": oy1 - oy0, "window": (ox0, oy0, ox1, oy1),
+            "guidance_mismatch": mismatch, "path": str(dst_path)}
+
+
+def _dilate(tiles, grid, by):
+    return {(c + dc, r + dr) for c, r in tiles for dc in range(-by, by + 1) for dr in range(-by, by + 1)
+            if 0 <= c + dc < grid.cols and 0 <= r + dr < grid.rows}
+
+
+class _WindowDecoder:
+    """Stage 1 per tile (cached for three rows), diffusion and pixels per window."""
+
+    def __init__(self, model, grid, tiles, margin, steps, seed, cancel):
+        self.model, self.grid, self.tiles = model, grid, tiles
+        self.margin, self.steps, self.seed, self.cancel = margin, steps, seed, cancel
+        self.latents = {}
+
+    def classes(self, col, row):
+        pw, ph = self.grid.padded(col, row)
+        return np.frombuffer(zlib.decompress(self.tiles[(col, row)][1]), np.uint8).reshape(ph, pw)
+
+    def has_data(self, col, row):
+        return (col, row) in self.tiles and self.tiles[(col, row)][0].mask_kind != MASK_ALL_NODATA
+
+    def latent(self, col, row):
+        """z_tilde of a tile as a (C, h, w) tensor; zeros for tiles without data."""
+        if (col, row) not in self.latents:
+            record = self.tiles[(col, row)][0]
+            if record.mask_kind == MASK_ALL_NODATA:
+                pw, ph = self.grid.padded(col, row)
+                value = None, (ph // DOWNSCALE, pw // DOWNSCALE)
+            else:
+                try:
+                    value = self.model.decode_latent(record.payload, self.classes(col, row))[0].cpu(), None
+                except MAGCError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 (a payload that passed its CRC but still cannot be decoded)
+                    raise MAGCError(f"Tile ({col},{row}) of the .magc file cannot be decoded ({exc}): the file is "
+                                    "damaged or was written by an incompatible model.") from exc
+            self.latents[(col, row)] = value
+        return self.latents[(col, row)]
+
+    def forget_rows_before(self, row):
+        for key in [k for k in self.latents if k[1] < row]:
+            del self.latents[key]
+
+    def window(self, col, row, progress, message):
+        """Decode the window of one tile: (8-bit image, blend weights, x, y) in raster pixels."""
+        import torch
+        from .codec.sampler import Cancelled
+        grid, m = self.grid, self.margin
+        x0, y0, _, _ = grid.window(col, row)
+        pw, ph = grid.padded(col, row)
+        left, right = self.has_data(col - 1, row), self.has_data(col + 1, row)
+        up, down = self.has_data(col, row - 1), self.has_data(col, row + 1)
+        wx0 = x0 - (m if left else 0)
+        wy0 = y0 - (m if up else 0)
+        wx1 = x0 + pw + (min(m, grid.padded(col + 1, row)[0]) if right else 0)
+        wy1 = y0 + ph + (min(m, grid.padded(col, row + 1)[1]) if down else 0)
+        channels = self.latent(col, row)[0].shape[0]
+        z = torch.zeros((1, channels, (wy1 - wy0) // DOWNSCALE, (wx1 - wx0) // DOWNSCALE))
+        classes = np.zeros((wy1 - wy0, wx1 - wx0), np.uint8)
+        for c in range(col - 1, col + 2):
+            for r in range(row - 1, row + 2):
+                if (c, r) not in self.tiles:
+                    continue
+                tx0, ty0, _, _ = grid.window(c, r)
+                tpw, tph = grid.padded(c, r)
+                xa, xb, ya, yb = max(wx0, tx0), min(wx1, tx0 + tpw), max(wy0, ty0), min(wy1, ty0 + tph)
+                if xa >= xb or ya >= yb:
+                    continue
+                classes[ya - wy0:yb - wy0, xa - wx0:xb - wx0] = self.classes(c, r)[ya - ty0:yb - ty0, xa - tx0:xb - tx0]
+                latent, _ = self.latent(c, r)
+                if latent is not None:
+                    d = DOWNSCALE
+                    z[0, :, (ya - wy0) // d:(yb - wy0) // d, (xa - wx0) // d:(xb - wx0) // d] = \
+                        latent[:, (ya - ty0) // d:(yb - ty0) // d, (xa - tx0) // d:(xb - tx0) // d]
+        if self.steps > 0:
+            noise = PositionalNoise(self.seed, wx0 // DOWNSCALE, wy0 // DOWNSCALE, grid.tile // DOWNSCALE)
+
+            def callback(i, total):
+                if self.cancel is not None and self.cancel():
+                    raise Cancelled()
+                progress((i + 1) / total, message)
+            try:
+                z = self.model.sample(z, classes, self.steps, noise=noise, callback=callback)
+            except Cancelled as exc:
+                raise CancelledByUser("Canceled: nothing was written.") from exc
+        image = self.model.latent_to_image(z)
+        weight = np.outer(ramp(wy1 - wy0, up, down, m), ramp(wx1 - wx0, left, right, m))
+        return image, weight, wx0, wy0
+
+
+def _output_profile(head, geo, transform, x0, y0, width, height):
+    from rasterio.crs import CRS
+    nodata = [nodata_from_json(v) for v in geo["nodata"]]
+    given = [v for v in nodata if v is not None]
+    profile = {"driver": "GTiff", "width": width, "height": height, "count": len(head["output_bands"]),
+               "dtype": head["dtype"], "crs": CRS.from_wkt(geo["crs_wkt"]) if geo["crs_wkt"] else None,
+               "transform": tile_transform(transform, x0, y0), "nodata": given[0] if given else None,
+               "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
+    if head["dtype"] == "uint8" and len(head["output_bands"]) == 3:
+        profile["photometric"] = "RGB"
+    return profile
+
+
+def _write_rows(out, strip, ya, yb, head, grid, tiles, ox0, oy0, with_mask):
+    """Map strip rows [ya, yb) back to source values, restore nodata and write them."""
+    from rasterio.windows import Window
+    rgb = strip.image(ya, yb)
+    valid = np.ones((yb - ya, strip.x1 - strip.x0), bool)
+    for (c, r), (record, _) in tiles.items():
+        x0, y0, w, h = grid.window(c, r)
+        xa, xb, ra, rb = max(x0, strip.x0), min(x0 + w, strip.x1), max(y0, ya), min(y0 + h, yb)
+        if xa < xb and ra < rb and record.mask_kind != MASK_ALL_VALID:
+            valid[ra - ya:rb - ya, xa - strip.x0:xb - strip.x0] = \
+                record.valid_mask((h, w))[ra - y0:rb - y0, xa - x0:xb - x0]
+    dtype = head["dtype"]
+    bands = head["bands"]
+    out_values = []
+    for band in head["output_bands"]:
+        channels = [i for i, b in enumerate(bands) if b == band]
+        levels = rgb[..., channels].astype(np.float32).mean(axis=-1)
+        lo, hi = head["stretch"][channels[0]]
+        out_values.append(from_u8(levels, lo, hi, dtype))
+    data = np.stack(out_values)
+    nodata = out.profile["nodata"]
+    if nodata is not None:
+        _keep_off_nodata(data, valid, nodata)
+        data[:, ~valid] = nodata
+    mask = np.where(valid, 255, 0).astype(np.uint8) if with_mask else None
+    out.write(data, Window(strip.x0 - ox0, ya - oy0, strip.x1 - strip.x0, yb - ya), mask)
+
+
+def _keep_off_nodata(data, valid, nodata):
+    """A valid pixel that decodes to the nodata value on every band would vanish: nudge its first band."""
+    if isinstance(nodata, float) and math.isnan(nodata):
+        return
+    clash = valid & (data == nodata).all(axis=0)
+    if clash.any():
+        if np.issubdtype(data.dtype, np.integer):
+            nudged = nodata + 1 if nodata < np.iinfo(data.dtype).max else nodata - 1
+        else:
+            nudged = nodata + max(abs(nodata) * 1e-6, 1e-6)
+        data[0][clash] = nudged
