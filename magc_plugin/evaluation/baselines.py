@@ -144,13 +144,14 @@ def get_codec(codec):
 
 
 class Coded(NamedTuple):
-    """One coding of an image: the decoded image, its real rate and the time each way."""
+    """One coding of an image: the decoded image, its real rate, the setting and the time each way."""
 
     decoded: np.ndarray
     bpp: float
     num_bytes: int
     encode_s: float
     decode_s: float
+    setting: float
 
 
 def encode(codec, image, setting):
@@ -163,7 +164,7 @@ def encode(codec, image, setting):
     t1 = time.perf_counter()
     decoded = np.ascontiguousarray(codec.decode(data)[:h, :w])
     t2 = time.perf_counter()
-    return Coded(decoded, bits_per_pixel(len(data), h * w), len(data), t1 - t0, t2 - t1)
+    return Coded(decoded, bits_per_pixel(len(data), h * w), len(data), t1 - t0, t2 - t1, setting)
 
 
 def lowest_bpp(codec, image):
