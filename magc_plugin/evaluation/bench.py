@@ -314,7 +314,8 @@ def plot_grid(grid, rate, steps, codecs, out_dir):
             image, bpp = cells[key]
             ax.imshow(colourize(image) if key == "classes" else image)
             ax.set_title(title + ("" if bpp is None else f"\n{bpp:.3f} bpp"), fontsize=7)
-        axes[r, 0].text(-8, SIZE / 2, name.split("/", 1)[1][:28], rotation=90, va="center", ha="right", fontsize=6)
+        axes[r, 0].text(-8, cells["original"][0].shape[0] / 2, name.split("/", 1)[1][:28], rotation=90,
+                        va="center", ha="right", fontsize=6)
     fig.tight_layout()
     path = out_dir / "grid.png"
     fig.savefig(path, dpi=80)
