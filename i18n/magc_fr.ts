@@ -68,16 +68,12 @@
         <translation>Aucune couche de guidage : le codec fonctionne sans carte, mais avec moins de détails.</translation>
     </message>
     <message>
-        <source>Loading the model</source>
-        <translation>Chargement du modèle</translation>
+        <source>Model {}, rate preset '{}', device {}</source>
+        <translation>Modèle {}, débit prédéfini « {} », périphérique {}</translation>
     </message>
     <message>
         <source>Wrote {}: {} bytes, {:.4f} bpp for {} pixels in {} tiles, {:.1f} s</source>
         <translation>{} écrit : {} octets, {:.4f} bpp pour {} pixels en {} tuiles, {:.1f} s</translation>
-    </message>
-    <message>
-        <source>Model {} at rate '{}' on {}</source>
-        <translation>Modèle {} au débit « {} » sur {}</translation>
     </message>
     <message>
         <source>Size (bytes)</source>

@@ -157,6 +157,42 @@ def test_compress_decompress_round_trip(magc_provider, tiling, tiny_model_dir, r
     QgsProject.instance().removeMapLayers([l.id() for l in loaded])
 
 
+class RecordingFeedback(QgsProcessingFeedback):
+    """Keeps the warnings a tool logs."""
+
+    def __init__(self):
+        super().__init__()
+        self.warnings = []
+
+    def reportError(self, error, fatalError=False):  # noqa: N802, N803 (QGIS's names)
+        self.warnings.append(error)
+        super().reportError(error, fatalError)
+
+
+def test_decode_an_extent_given_in_another_crs(magc_provider, tiling, tiny_model_dir, raster_path, tmp_path):
+    from conftest import raster_to_wgs84
+    packed = compress(raster_path, tiny_model_dir, tmp_path / "image.magc")
+    (lon0, lat0), (lon1, lat1) = raster_to_wgs84(2, 2), raster_to_wgs84(60, 40)  # inside the first 64x64 tile
+    out = run("magc:decompressraster", {"INPUT": packed["OUTPUT"], "MODEL": str(tiny_model_dir), "STEPS": 1,
+                                        "EXTENT": f"{lon0},{lon1},{lat1},{lat0} [EPSG:4326]",
+                                        "OUTPUT": str(tmp_path / "part.tif")})
+    with rasterio.open(out["OUTPUT"]) as part, rasterio.open(raster_path) as whole:
+        assert part.crs == whole.crs and 50 <= part.width <= 64 and 30 <= part.height <= 64
+        assert part.bounds.left >= whole.bounds.left and part.bounds.top <= whole.bounds.top
+
+
+def test_other_guidance_warns_or_stops(magc_provider, tiling, tiny_model_dir, raster_path, buildings_layer,
+                                       tmp_path):
+    packed = compress(raster_path, tiny_model_dir, tmp_path / "image.magc", BUILDINGS=buildings_layer)
+    decode = {"INPUT": packed["OUTPUT"], "MODEL": str(tiny_model_dir), "STEPS": 1,
+              "OUTPUT": str(tmp_path / "decoded.tif")}
+    with pytest.raises(QgsProcessingException, match="guidance differs"):
+        run("magc:decompressraster", {**decode, "STRICT_GUIDANCE": True})
+    feedback = RecordingFeedback()
+    run("magc:decompressraster", decode, feedback)
+    assert any("guidance differs" in w for w in feedback.warnings)
+
+
 def test_nodata_is_kept(magc_provider, tiling, tiny_model_dir, tmp_path):
     raster = write_raster(tmp_path / "nodata.tif", nodata=0)
     packed = compress(raster, tiny_model_dir, tmp_path / "nodata.magc")

@@ -5,6 +5,7 @@ Heavy modules (torch, the codec, the tiling core) are imported inside
 ``processAlgorithm`` only, so the toolbox always lists every tool and a missing
 dependency is reported when a tool runs, with what to install.
 """
+import warnings
 from contextlib import contextmanager
 
 from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterDefinition,
@@ -149,9 +150,17 @@ class MAGCAlgorithm(QgsProcessingAlgorithm):
 
     @contextmanager
     def core_errors(self, feedback):
-        """Turn what the core raises into a QgsProcessingException that says what to do."""
+        """Turn what the core raises into a QgsProcessingException that says what to do, and its warnings
+        (a guidance that differs from the encoder's, a version mismatch) into log warnings."""
         try:
-            yield
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    yield
+                finally:
+                    for warning in caught:
+                        if not issubclass(warning.category, (DeprecationWarning, FutureWarning)):
+                            feedback.reportError(str(warning.message), fatalError=False)
         except QgsProcessingException:
             raise
         except ImportError as exc:

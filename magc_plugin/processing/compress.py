@@ -87,14 +87,12 @@ class CompressRaster(MAGCAlgorithm):
         if not guidance:
             feedback.reportError(self.tr("No guidance layer given: the codec works without a map, but with less "
                                          "detail."), fatalError=False)
+        feedback.pushInfo(self.tr("Model {}, rate preset '{}', device {}").format(model_path, rate, device))
         with self.core_errors(feedback):
-            from ..codec.model import MAGCModel  # first: a missing torch is the likeliest problem
             from .. import tiling
-            feedback.setProgressText(self.tr("Loading the model"))
-            model = MAGCModel.from_pretrained(model_path, rate=None if rate == "default" else rate, device=device)
-            feedback.pushInfo(self.tr("Model {} at rate '{}' on {}").format(model_path, model.rate, model.device))
-            report = tiling.compress_raster(src, output, guidance, model, bands=bands, tile_size=tile_size,
-                                            embed_guidance=embed, progress=self.progress(feedback),
+            report = tiling.compress_raster(src, output, guidance, model_path, bands=bands, tile_size=tile_size,
+                                            embed_guidance=embed, rate=None if rate == "default" else rate,
+                                            device=device, progress=self.progress(feedback),
                                             cancel=feedback.isCanceled)
         self.report_guidance(guidance, feedback)
         feedback.pushInfo(self.tr("Wrote {}: {} bytes, {:.4f} bpp for {} pixels in {} tiles, {:.1f} s").format(
