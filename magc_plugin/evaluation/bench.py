@@ -100,6 +100,7 @@ class Bench:
         self.fid_real = []
         self.fid_fake = defaultdict(list)
         self.seg = {}
+        self.floors = defaultdict(list)
         self.grid = defaultdict(dict)
 
     def _evaluate(self, ref, decoded):
@@ -116,6 +117,8 @@ class Bench:
         pixels = image.shape[0] * image.shape[1]
         row.update(sample=name, source=name.split("/")[0], target_bpp=target, bytes=num_bytes, pixels=pixels,
                    bpp=bits_per_pixel(num_bytes, pixels), encode_s=enc_s, decode_s=dec_s)
+        if target is not None:
+            row["at_floor"] = row["bpp"] > target  # the codec cannot go as low as the target here
         row.update(ev["figures"])
         self.rows.append(row)
         if ev["fid"] is not None:
@@ -158,6 +161,7 @@ class Bench:
                     self._add(sample, ("magc", rate, "", steps), self._evaluate(ref, decoded), len(payload),
                               enc_s, dec_s, seg_original)
         for codec in self.codecs:
+            self.floors[codec].append(baselines.lowest_bpp(codec, image))
             seen = {}  # real size -> evaluation: a codec at its floor gives one encoding for several targets
             for rate, bpp in magc_bpp.items():
                 for match, factor in BASELINE_MATCHES.items():
@@ -177,6 +181,8 @@ class Bench:
         for key, rows in groups.items():
             s = dict(zip(GROUP_KEYS, key))
             s["n"] = len(rows)
+            if key[2]:
+                s["at_floor"] = f"{sum(r['at_floor'] for r in rows)}/{len(rows)}"
             for k in ("bpp", "target_bpp") + PER_IMAGE_METRICS:
                 vals = [r[k] for r in rows if r.get(k) is not None and not _isnan(r[k])]
                 s[k] = float(np.mean(vals)) if vals else float("nan")
@@ -323,14 +329,21 @@ def plot_grid(grid, rate, steps, codecs, out_dir):
     return path
 
 
-def write_report(out_dir, summary, targets, plots, steps_plot, grid_plot, info):
+def floor_table(floors):
+    """Each classical codec's lowest reachable bpp over the samples."""
+    return [{"codec": c, "mean_floor_bpp": float(np.mean(v)), "min": float(np.min(v)), "max": float(np.max(v))}
+            for c, v in floors.items() if v]
+
+
+def write_report(out_dir, summary, targets, floors, plots, steps_plot, grid_plot, info):
     rel = lambda p: p.name  # noqa: E731
-    cols = ["codec", "rate", "match", "steps", "n", "bpp", "target_bpp"] + list(PER_IMAGE_METRICS) + \
+    cols = ["codec", "rate", "match", "steps", "n", "bpp", "target_bpp", "at_floor"] + list(PER_IMAGE_METRICS) + \
         ["fid", "miou_gt", "building_iou_gt", "miou_vs_original", "encode_MPps", "decode_MPps"]
     table = [{c: s.get(c, "") for c in cols} for s in summary]
     body = "<h2>Setup</h2>" + html_table([{"item": k, "value": v} for k, v in info.items()])
     body += "<h2>Targets (MAGC vs every classical codec at the same and twice its bitrate)</h2>" + html_table(targets)
     body += "<h2>All figures (means over samples)</h2>" + html_table(table)
+    body += "<h2>Lowest reachable bpp of the classical codecs</h2>" + html_table(floors)
     body += "<p>Every figure per image: <a href='per_image.csv'>per_image.csv</a>; this table: " \
             "<a href='summary.csv'>summary.csv</a>; targets: <a href='targets.csv'>targets.csv</a>.</p>"
     body += "<h2>Rate-quality curves</h2>" + "".join(f"<img src='{rel(p)}' alt='{p.stem}'>" for p in plots)
@@ -347,7 +360,8 @@ NOTES = [
     "(it exists on both sides). Classical codecs: see magc_plugin/evaluation/baselines.py for what each file "
     "holds (JPEG/WebP/AVIF whole files, JPEG 2000 raw codestream, HEVC Annex-B stream without x265's SEI).",
     "x1/x2: the classical codec at the largest setting whose size is at most 1x/2x this image's MAGC bpp at "
-    "that preset; at a codec's floor the real bpp is above the target (the bpp column says so).",
+    "that preset; at a codec's floor the real bpp is above the target (at_floor counts such samples; the floor "
+    "table gives each codec's lowest reachable bpp).",
     "MS-SSIM: 5 scales on 256x256 samples. LPIPS v0.1 and DISTS with the ImageNet backbones of the weights "
     "folder. FID: Inception pool features of the 256x256 samples against the originals; with few samples it is "
     "strongly biased upwards and only comparable between rows of the same run.",
@@ -414,7 +428,7 @@ def run(args):
             "segmentation net": "yes" if segnet is not None else "absent (mIoU not measured)",
             "peak RSS (MiB)": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "wall time (s)": round(time.time() - t0), "warnings": evaluator.warnings}
-    write_report(out_dir, summary, targets, plots, steps_plot, grid_plot, info)
+    write_report(out_dir, summary, targets, floor_table(bench.floors), plots, steps_plot, grid_plot, info)
     print(f"report: {out_dir / 'index.html'}")
     for row in targets:
         print(f"  {row['preset']:>8} {row['metric']:<18} MAGC {format_value(row['magc'])} vs "
