@@ -258,17 +258,25 @@ class MAGCWriter:
         except OSError as exc:
             raise MAGCError(f"Cannot write in {folder} ({exc.strerror}): choose a writable folder.") from exc
         self.tmp = Path(tmp)
-        self.file = os.fdopen(fd, "w+b")
-        self._write(SIGNATURE + struct.pack(">HH", *VERSION))
-        for chunk_type, obj in ((b"HEAD", self.head), (b"GEOR", self.georef), (b"MODL", self.model)):
-            self._write(_chunk(chunk_type, _json_bytes(obj)))
-        self.index_at = self.file.tell()
-        # A placeholder of the final size; filled in by commit() once the tiles are written.
-        self._write(b"\0" * (CHUNK_HEAD.size + 4 + self.count * INDEX_ENTRY.size + CRC.size))
+        try:
+            self.file = os.fdopen(fd, "w+b")
+            self._write(SIGNATURE + struct.pack(">HH", *VERSION))
+            for chunk_type, obj in ((b"HEAD", self.head), (b"GEOR", self.georef), (b"MODL", self.model)):
+                self._write(_chunk(chunk_type, _json_bytes(obj)))
+            self.index_at = self.file.tell()
+            # A placeholder of the final size; filled in by commit() once the tiles are written.
+            self._write(b"\0" * (CHUNK_HEAD.size + 4 + self.count * INDEX_ENTRY.size + CRC.size))
+        except BaseException:
+            self.__exit__()  # `with` calls __exit__ only once __enter__ has returned
+            raise
         return self
 
     def _write(self, data):
-        self.file.write(data)
+        try:
+            self.file.write(data)
+        except OSError as exc:
+            raise MAGCError(f"Writing {self.path} failed ({exc.strerror or exc}): free some disk space or choose "
+                            "another folder; nothing was written.") from exc
 
     def add_tile(self, record, tile_fingerprint):
         """Append the next tile (records come in index order)."""
@@ -289,10 +297,13 @@ class MAGCWriter:
         index = struct.pack(">I", self.count) + b"".join(INDEX_ENTRY.pack(*e) for e in self.entries)
         self.file.seek(self.index_at)
         self._write(_chunk(b"TIDX", index))
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
-        os.replace(self.tmp, self.path)
+        try:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+            os.replace(self.tmp, self.path)
+        except OSError as exc:
+            raise MAGCError(f"Writing {self.path} failed ({exc.strerror or exc}); nothing was written.") from exc
         self.tmp = None
         return size
 

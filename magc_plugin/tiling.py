@@ -185,7 +185,8 @@ def compute_stretch(src, bands):
 
 
 def to_u8(values, lo, hi):
-    return np.rint(np.clip((values.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0) * 255.0).astype(np.uint8)
+    scaled = np.nan_to_num((values.astype(np.float32) - lo) / (hi - lo))  # NaN pixels are masked anyway
+    return np.rint(np.clip(scaled, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def from_u8(levels, lo, hi, dtype):
@@ -378,6 +379,7 @@ class GeoTIFFWriter:
         self.path, self.profile = Path(path), profile
         self.tmp = None
         self.dataset = None
+        self.env = None
 
     def __enter__(self):
         import rasterio
@@ -385,6 +387,8 @@ class GeoTIFFWriter:
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".part.tif", dir=self.path.parent)
             os.close(fd)
             self.tmp = Path(tmp)
+            self.env = rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True)  # a mask inside the file, not a .msk beside it
+            self.env.__enter__()
             self.dataset = rasterio.open(self.tmp, "w", **self.profile)
         except OSError as exc:
             self._remove()
@@ -423,6 +427,8 @@ class GeoTIFFWriter:
 
     def __exit__(self, *exc):
         self._remove()
+        if self.env is not None:
+            self.env.__exit__(*exc)
         return False
 
 
