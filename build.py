@@ -33,6 +33,7 @@ QGIS_PROCESS = "/usr/bin/qgis_process.bin"  # the /usr/bin/qgis_process wrapper 
 APT_PACKAGES = ("qgis", "python3-qgis", "python3-rasterio", "python3-fiona", "python3-venv", "xvfb", "xauth",
                 "qttools5-dev-tools")
 SHARED_DATA = ROOT.parent / "shared" / "data"
+SHARED_WEIGHTS = ROOT.parent / "shared" / "weights"  # metric networks for the evaluation, when present
 DEMO_OUTPUT = ROOT / "demo_output"
 # Files of the repository root that ship inside the plugin folder.
 PLUGIN_EXTRAS = ("metadata.txt", "LICENSE", "README.md", "resources")
@@ -209,8 +210,9 @@ def demo(model=None):
         decoded = qgis.run("magc:decompressraster", INPUT=files["compressed"], OUTPUT=files["decoded"], **codec)
         report = {"sample": sample, "compress": compressed, "decompress": decoded}
         try:
+            weights = {"WEIGHTS": SHARED_WEIGHTS} if SHARED_WEIGHTS.is_dir() else {}
             report["evaluate"] = qgis.run("magc:evaluate", ORIGINAL=sample["image"], DECODED=files["decoded"],
-                                          MAGC_FILE=files["compressed"], OUTPUT_HTML=files["evaluation"])
+                                          MAGC_FILE=files["compressed"], OUTPUT_HTML=files["evaluation"], **weights)
         except RuntimeError as exc:
             log(f"evaluation skipped: {str(exc).splitlines()[0]}")
     finally:
