@@ -383,6 +383,8 @@ def main(argv=None):
     parser.add_argument("--codecs", default=",".join(baselines.CODECS), help="classical codecs")
     parser.add_argument("--weights-dir", default=None, help="metric weights folder (default ../shared/weights)")
     parser.add_argument("--segnet", default=None, help="segmentation weights (default: the shipped ones)")
+    parser.add_argument("--metrics", default=",".join(PER_IMAGE_METRICS),
+                        help="per-image metrics (drop lpips_vgg to save a VGG16 pass per image)")
     parser.add_argument("--no-fid", action="store_true")
     parser.add_argument("--grid", type=int, default=3, help="samples shown in the image grid")
     parser.add_argument("--device", default="cpu")
@@ -402,7 +404,7 @@ def run(args):
     models, config = load_models(args.model, args.device)
     samples = heldout_samples(args.limit)
     codecs = [c for c in args.codecs.split(",") if c]
-    evaluator = Evaluator(args.weights_dir, fid=not args.no_fid)
+    evaluator = Evaluator(args.weights_dir, metrics=[m for m in args.metrics.split(",") if m], fid=not args.no_fid)
     segnet = load_segnet(args.segnet)
     grid_names = [s[0] for s in _spread([s for s in samples if s[0].startswith("dubai")], (args.grid + 1) // 2)]
     grid_names += [s[0] for s in _spread([s for s in samples if s[0].startswith("oam")], args.grid // 2)]

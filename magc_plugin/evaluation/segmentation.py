@@ -218,13 +218,11 @@ def _load_items(split, max_oam):
     return items
 
 
-def evaluate(net, samples, progress=None):
+def evaluate(net, samples):
     """IoU scores of `net` on (name, image, class raster) samples (Dubai = full labels)."""
     meter = IoUMeter()
     for name, image, classes in samples:
         meter.add(predict(net, image), classes, full_labels=name.startswith("dubai"))
-        if progress:
-            progress.update(1)
     return meter.scores()
 
 
