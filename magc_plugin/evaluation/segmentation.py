@@ -1,7 +1,7 @@
 """A tiny land-cover segmentation network, to score decoded images by mIoU.
 
 MAGC claims decoded images keep the semantics a downstream model needs; this module
-measures that with a small UNet (about 0.3 M parameters, < 2 MB) trained on the
+measures that with a small UNet (0.39 M parameters, 0.8 MB in fp16) trained on the
 training split only (Dubai tiles 1-6 with full 6-class masks, Zanzibar OAM tiles
 with OSM buildings), never on the held-out regions the benchmark scores.
 
