@@ -66,6 +66,19 @@ def class_from_attributes(props):
     return None, None
 
 
+def feature_class(props, fixed_class=None):
+    """(class, line width in metres or None) of a feature: a layer's fixed class, or from its attributes.
+
+    Lines of a fixed road or water layer still get a width by their OSM class when they have one.
+    """
+    if fixed_class is None:
+        return class_from_attributes(props)
+    width = class_from_attributes(props)[1] if fixed_class in (ROAD, WATER) else None
+    if fixed_class == ROAD:
+        width = width or DEFAULT_ROAD_WIDTH_M
+    return fixed_class, width
+
+
 def _pixel_size_m(transform, crs_is_geographic, latitude=0.0):
     size = (abs(transform.a) + abs(transform.e)) / 2
     if crs_is_geographic:  # degrees -> metres at this latitude
@@ -122,9 +135,7 @@ def read_vector_features(path, dst_crs, fixed_class=None, bounds=None):
         for feat in src.filter(bbox=bounds) if bounds else src:
             if feat.geometry is None:
                 continue
-            class_id, width_m = (fixed_class, None) if fixed_class is not None else class_from_attributes(dict(feat.properties))
-            if fixed_class == ROAD:
-                width_m = class_from_attributes(dict(feat.properties))[1] or DEFAULT_ROAD_WIDTH_M
+            class_id, width_m = feature_class(dict(feat.properties), fixed_class)
             if class_id is None:
                 continue
             geom = dict(feat.geometry.__geo_interface__) if hasattr(feat.geometry, "__geo_interface__") else dict(feat.geometry)

@@ -18,7 +18,7 @@ from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, Qgs
                        QgsFeatureRequest, QgsRectangle, QgsWkbTypes)
 
 from .codec.classes import NOT_MAPPED, ROAD, WATER
-from .guidance import DEFAULT_ROAD_WIDTH_M, class_from_attributes, rasterize_features
+from .guidance import feature_class, rasterize_features
 
 # Widest line buffer burnt by the core (a motorway): tiles read features this far outside.
 MAX_HALF_LINE_WIDTH_M = 12
@@ -59,16 +59,6 @@ def feature_properties(feature):
             continue
         props[name] = value if isinstance(value, (str, int, float)) else str(value)
     return props
-
-
-def feature_class(props, fixed_class=None):
-    """(class, line width in metres or None) of a feature; (None, None) if it maps to no class."""
-    if fixed_class is None:
-        return class_from_attributes(props)
-    width = class_from_attributes(props)[1] if fixed_class in (ROAD, WATER) else None
-    if fixed_class == ROAD:
-        width = width or DEFAULT_ROAD_WIDTH_M
-    return fixed_class, width
 
 
 class GuidanceSource:

@@ -282,8 +282,8 @@ def test_evaluate_rasters_of_different_sizes(magc_provider, raster_path, tmp_pat
 def test_osm_other_tags_and_fixed_classes():
     from qgis.core import QgsFeature, QgsFields, QgsField
     from qgis.PyQt.QtCore import QVariant
-    from magc_plugin.guidance import DEFAULT_ROAD_WIDTH_M
-    from magc_plugin.qgis_guidance import feature_class, feature_properties
+    from magc_plugin.guidance import DEFAULT_ROAD_WIDTH_M, feature_class
+    from magc_plugin.qgis_guidance import feature_properties
 
     fields = QgsFields()
     for name in ("osm_id", "name", "other_tags"):

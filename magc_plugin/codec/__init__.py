@@ -12,7 +12,7 @@ from importlib import import_module
 _EXPORTS = {
     "CLASS_NAMES": "classes", "NUM_CLASSES": "classes", "to_one_hot": "classes",
     "MAGCError": "errors",
-    "MAGCModel": "model", "resolve_device": "model", "resolve_model_path": "model",
+    "MAGCModel": "model", "resolve_device": "model", "resolve_model_path": "folders",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -12,7 +12,6 @@ A loaded model is bound to one rate preset. Tiles are coded one at a time:
 ``compress_tile(image, class_raster) -> bytes`` and
 ``decompress_tile(payload, class_raster, steps, seed) -> image``.
 """
-import hashlib
 import json
 from pathlib import Path
 
@@ -24,14 +23,13 @@ from .autoencoder import DOWNSCALE, CompactAutoencoder, DiffusersAutoencoder
 from .classes import check_class_raster, to_one_hot
 from .denoiser import ConditionalDenoiser, SemanticAdapter
 from .errors import MAGCError
+from .folders import SHIPPED_MODELS, read_config, resolve_model_path, sha256_files  # noqa: F401 (re-exported)
 from .lcm import LatentCompressionModule
 from .sampler import SCHEDULE, sample
 
 FORMAT = "magc-model"
 FORMAT_VERSION = 1
 TILE_MULTIPLE = 64  # z is 1/64 of the image side
-SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models"
-DEFAULT_PRESET = "compact"
 
 
 def resolve_device(device="auto"):
@@ -44,27 +42,6 @@ def resolve_device(device="auto"):
     if device not in ("cpu",) and not device.startswith("cuda"):
         raise MAGCError(f"Unknown device {device!r}: use 'auto', 'cpu' or 'cuda'.")
     return torch.device(device)
-
-
-def resolve_model_path(path_or_preset):
-    """A folder path, or the name of a model shipped in magc_plugin/models ('default' = compact)."""
-    name = DEFAULT_PRESET if path_or_preset in (None, "", "default") else str(path_or_preset)
-    shipped = SHIPPED_MODELS / name
-    path = shipped if shipped.is_dir() else Path(name).expanduser()
-    if not (path / "config.json").is_file():
-        available = sorted(p.name for p in SHIPPED_MODELS.iterdir() if (p / "config.json").is_file()) if SHIPPED_MODELS.is_dir() else []
-        raise MAGCError(f"No MAGC model at {path}: give a model folder with a config.json, or one of the "
-                        f"shipped presets {available or '(none installed)'}.")
-    return path
-
-
-def sha256_files(paths):
-    digest = hashlib.sha256()
-    for p in paths:
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def _load_weights(module, path):
@@ -170,10 +147,7 @@ class MAGCModel(torch.nn.Module):
     @classmethod
     def from_pretrained(cls, path_or_preset="default", rate=None, device="auto"):
         path = resolve_model_path(path_or_preset)
-        try:
-            config = json.loads((path / "config.json").read_text())
-        except ValueError as exc:
-            raise MAGCError(f"{path / 'config.json'} is not valid JSON: {exc}") from exc
+        config = read_config(path)
         if config.get("format") != FORMAT or config.get("format_version", 0) > FORMAT_VERSION:
             raise MAGCError(f"{path} is not a MAGC model folder this version can read "
                             f"(format {config.get('format')!r} v{config.get('format_version')}); update the plugin.")

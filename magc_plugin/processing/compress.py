@@ -1,6 +1,4 @@
 """Compress raster: an image raster and its vector map -> a .magc file."""
-import json
-
 from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterBand, QgsProcessingParameterBoolean,
                        QgsProcessingParameterEnum, QgsProcessingParameterFileDestination,
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer)
@@ -11,15 +9,12 @@ FALLBACK_RATES = ("low", "medium", "high")
 
 
 def rate_options():
-    """'default' then the shipped model's rate presets (or the usual three if no model is installed yet).
-
-    Reads config.json directly: the codec's model module imports torch, which the toolbox must not need.
-    """
-    from ..plugin import PLUGIN_DIR
+    """'default' then the shipped model's rate presets (or the usual three if no model is installed yet)."""
+    from ..codec.errors import MAGCError
+    from ..codec.folders import model_rates
     try:
-        config = json.loads((PLUGIN_DIR / "models" / "compact" / "config.json").read_text())
-        rates = tuple(config["rates"])
-    except (OSError, ValueError, KeyError):
+        rates = model_rates("default")
+    except (MAGCError, KeyError):
         rates = FALLBACK_RATES
     return ("default",) + rates
 

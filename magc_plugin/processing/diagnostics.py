@@ -46,7 +46,7 @@ def model_files(model):
     """The model folder and the sha256 of each of its files, or an 'error' entry saying what is wrong."""
     from ..codec.errors import MAGCError
     try:
-        from ..codec.model import resolve_model_path, sha256_files
+        from ..codec.folders import resolve_model_path, sha256_files
         folder = resolve_model_path(model)
     except (ImportError, MAGCError) as exc:
         return {"folder": model, "error": str(exc)}

@@ -8,7 +8,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
-from ..codec.model import SHIPPED_MODELS, resolve_device  # noqa: E402
+from ..codec.folders import SHIPPED_MODELS  # noqa: E402
+from ..codec.model import resolve_device  # noqa: E402
 from .recipe import CPU_STEPS, GPU_STEPS, Trainer  # noqa: E402
 
 

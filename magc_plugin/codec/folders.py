@@ -1,0 +1,47 @@
+"""Model folders without torch: where the shipped presets live, lookup, rates, checksums.
+
+Kept torch-free so the QGIS toolbox can list rates and Diagnostics can run before
+(or without) PyTorch being installed.
+"""
+import hashlib
+import json
+from pathlib import Path
+
+from .errors import MAGCError
+
+SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_PRESET = "compact"
+
+
+def resolve_model_path(path_or_preset):
+    """A folder path, or the name of a model shipped in magc_plugin/models ('default' = compact)."""
+    name = DEFAULT_PRESET if path_or_preset in (None, "", "default") else str(path_or_preset)
+    shipped = SHIPPED_MODELS / name
+    path = shipped if shipped.is_dir() else Path(name).expanduser()
+    if not (path / "config.json").is_file():
+        available = sorted(p.name for p in SHIPPED_MODELS.iterdir() if (p / "config.json").is_file()) if SHIPPED_MODELS.is_dir() else []
+        raise MAGCError(f"No MAGC model at {path}: give a model folder with a config.json, or one of the "
+                        f"shipped presets {available or '(none installed)'}.")
+    return path
+
+
+def read_config(path_or_preset):
+    path = resolve_model_path(path_or_preset)
+    try:
+        return json.loads((path / "config.json").read_text())
+    except ValueError as exc:
+        raise MAGCError(f"{path / 'config.json'} is not valid JSON: {exc}") from exc
+
+
+def model_rates(path_or_preset="default"):
+    """The rate presets of a model folder, in the order of its config."""
+    return tuple(read_config(path_or_preset)["rates"])
+
+
+def sha256_files(paths):
+    digest = hashlib.sha256()
+    for p in paths:
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
