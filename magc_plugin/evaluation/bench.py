@@ -109,10 +109,10 @@ class Bench:
         return {"figures": self.evaluator.compare(ref, decoded), "fid": self.evaluator.fid_features(decoded),
                 "seg": predict(self.segnet, decoded) if self.segnet is not None else None, "decoded": decoded}
 
-    def _add(self, sample, key, ev, num_bytes, enc_s, dec_s, seg_original, target=None):
-        """File one evaluated decoding under a group key."""
+    def _add(self, sample, key, ev, num_bytes, enc_s, dec_s, seg, target=None):
+        """File one evaluated decoding under a group key; seg = (labels, prediction on the original) or None."""
         from .segmentation import IoUMeter
-        name, image, classes = sample
+        name, image, _ = sample
         row = dict(zip(GROUP_KEYS, key))
         pixels = image.shape[0] * image.shape[1]
         row.update(sample=name, source=name.split("/")[0], target_bpp=target, bytes=num_bytes, pixels=pixels,
@@ -124,19 +124,19 @@ class Bench:
         if ev["fid"] is not None:
             self.fid_fake[key].append(ev["fid"])
         if ev["seg"] is not None:
-            self.seg.setdefault(key, IoUMeter()).add(ev["seg"], classes, name.startswith("dubai"), seg_original)
+            self.seg.setdefault(key, IoUMeter()).add(ev["seg"], seg[0], name.startswith("dubai"), seg[1])
         if name in self.grid_names:
             self.grid[name][key] = (ev["decoded"], row["bpp"])
         return row
 
     def run_sample(self, sample):
         from ..codec.classes import NOT_MAPPED
-        from .segmentation import predict
+        from .segmentation import ground_truth, predict
         name, image, classes = sample
         ref = self.evaluator.reference(image)
         if ref.inception is not None:
             self.fid_real.append(ref.inception)
-        seg_original = predict(self.segnet, image) if self.segnet is not None else None
+        seg = (ground_truth(name, classes), predict(self.segnet, image)) if self.segnet is not None else None
         if name in self.grid_names:
             self.grid[name]["original"] = (image, None)
             self.grid[name]["classes"] = (classes, None)
@@ -146,20 +146,20 @@ class Bench:
             payload, enc_s = _timed(model.compress_tile, image, classes)
             decoded, dec_s = _timed(model.decompress_tile, payload, classes, steps=self.steps, seed=0)
             row = self._add(sample, ("magc", rate, "", self.steps), self._evaluate(ref, decoded), len(payload),
-                            enc_s, dec_s, seg_original)
+                            enc_s, dec_s, seg)
             magc_bpp[rate] = row["bpp"]
             decoded, dec_s = _timed(model.decompress_tile, payload, classes, steps=0)
             self._add(sample, ("magc-stage1", rate, "", 0), self._evaluate(ref, decoded), len(payload), enc_s,
-                      dec_s, seg_original)
+                      dec_s, seg)
             payload_empty, enc_e = _timed(model.compress_tile, image, empty)
             decoded, dec_s = _timed(model.decompress_tile, payload_empty, empty, steps=self.steps, seed=0)
             self._add(sample, ("magc-emptymap", rate, "", self.steps), self._evaluate(ref, decoded),
-                      len(payload_empty), enc_e, dec_s, seg_original)
+                      len(payload_empty), enc_e, dec_s, seg)
             if rate == self.default_rate:
                 for steps in self.step_curve:
                     decoded, dec_s = _timed(model.decompress_tile, payload, classes, steps=steps, seed=0)
                     self._add(sample, ("magc", rate, "", steps), self._evaluate(ref, decoded), len(payload),
-                              enc_s, dec_s, seg_original)
+                              enc_s, dec_s, seg)
         for codec in self.codecs:
             self.floors[codec].append(baselines.lowest_bpp(codec, image))
             seen = {}  # real size -> evaluation: a codec at its floor gives one encoding for several targets
@@ -169,7 +169,7 @@ class Bench:
                     if coded.num_bytes not in seen:
                         seen[coded.num_bytes] = self._evaluate(ref, coded.decoded)
                     self._add(sample, (codec, rate, match, ""), seen[coded.num_bytes], coded.num_bytes,
-                              coded.encode_s, coded.decode_s, seg_original, target=bpp * factor)
+                              coded.encode_s, coded.decode_s, seg, target=bpp * factor)
 
     def summary(self):
         """One row per (codec, rate, match, steps): mean figures, FID, mIoU, speed."""
@@ -366,7 +366,8 @@ NOTES = [
     "folder. FID: Inception pool features of the 256x256 samples against the originals; with few samples it is "
     "strongly biased upwards and only comparable between rows of the same run.",
     "mIoU: a tiny UNet trained on the training split; 'vs ground truth' on Dubai masks (5 classes), building IoU "
-    "against the OSM footprints on OAM tiles, 'vs original' = agreement with its prediction on the original.",
+    "against the dataset's building masks on OAM tiles, 'vs original' = agreement with its prediction on the "
+    "original.",
     "Speed: wall time on this (shared) machine with the threads given; classical codecs are timed at the "
     "setting chosen (the bisection that finds it is not counted).",
 ]

@@ -9,8 +9,8 @@ It predicts the five mapped project classes (building, road, water, vegetation,
 other_land; class index = output channel + 1). Labels come in two kinds:
 
 - Dubai masks: every class known (``not_mapped`` = unlabeled, ignored);
-- OAM tiles: only buildings known, every other pixel is "not a building", so the
-  loss there is cross-entropy on building pixels and ``-log(1 - p_building)``
+- OAM tiles: only buildings known (the dataset's building masks), every other pixel
+  is "not a building", so the loss there is cross-entropy on building pixels and ``-log(1 - p_building)``
   elsewhere (a partial-label loss).
 
 Scores (:class:`IoUMeter`): mIoU over the five classes on fully labelled pixels,
@@ -209,12 +209,25 @@ class CropSampler:
         return x, torch.from_numpy(np.stack(ys)).long(), torch.tensor(fulls)
 
 
+def ground_truth(name, classes):
+    """The segmentation labels of a sample: Dubai guidance is its mask; OAM tiles use the
+    dataset's building mask (masks/<tile>.tif, 255 = building), not the rasterized guidance."""
+    if not name.startswith("oam/"):
+        return classes
+    import rasterio
+    from ..training.data import data_root
+    _, region, stem = name.split("/")
+    with rasterio.open(data_root() / "oam-osm-buildings" / region / "masks" / f"{stem}.tif") as src:
+        mask = src.read(1)
+    return np.where(mask > 0, BUILDING, NOT_MAPPED).astype(np.uint8)
+
+
 def _load_items(split, max_oam):
     from ..training.data import SPLITS, dubai_images, oam_tiles
     spec = SPLITS[split]
     items = [(img, cls, True) for _, img, cls in dubai_images(spec["dubai"])]
     oam = oam_tiles(spec["oam"])
-    items += [(img, cls, False) for _, (_, img, cls) in zip(range(max_oam), oam)]
+    items += [(img, ground_truth(name, cls), False) for _, (name, img, cls) in zip(range(max_oam), oam)]
     return items
 
 
@@ -222,7 +235,7 @@ def evaluate(net, samples):
     """IoU scores of `net` on (name, image, class raster) samples (Dubai = full labels)."""
     meter = IoUMeter()
     for name, image, classes in samples:
-        meter.add(predict(net, image), classes, full_labels=name.startswith("dubai"))
+        meter.add(predict(net, image), ground_truth(name, classes), full_labels=name.startswith("dubai"))
     return meter.scores()
 
 
@@ -235,7 +248,7 @@ def save_segnet(net, path, meta):
     save_file(state, str(path), metadata={k: json.dumps(v) for k, v in meta.items()})
 
 
-def train(out=DEFAULT_WEIGHTS, minutes=25.0, threads=1, batch=8, crop=128, lr=3e-3, max_oam=600, seed=0,
+def train(out=DEFAULT_WEIGHTS, minutes=25.0, threads=1, batch=8, crop=128, lr=3e-3, max_oam=1000, seed=0,
           eval_every=250):
     """Train for a fixed wall-clock budget (cosine learning rate over it); keep the best on tile_7."""
     torch.set_num_threads(threads)
@@ -280,7 +293,7 @@ def main(argv=None):
     p_train.add_argument("--out", default=str(DEFAULT_WEIGHTS))
     p_train.add_argument("--minutes", type=float, default=25.0)
     p_train.add_argument("--threads", type=int, default=1)
-    p_train.add_argument("--max-oam", type=int, default=600, help="Zanzibar tiles to load")
+    p_train.add_argument("--max-oam", type=int, default=1000, help="Zanzibar tiles to load (all: 966)")
     p_eval = sub.add_parser("eval", help="score the network on the held-out split")
     p_eval.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
     p_eval.add_argument("--limit", type=int, default=48)
