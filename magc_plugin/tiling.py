@@ -49,6 +49,7 @@ BLEND_MARGIN = 64          # pixels of neighbour context on each side of a tile 
 OVERVIEW_SIDE = 1024       # the stretch's percentiles come from a decimated read of at most this side
 STRETCH_PERCENTILES = (2.0, 98.0)
 DOWNSCALE = 8              # image pixels per latent pixel
+WRITE_ROWS = 256           # decoded rows are mapped back and written this many at a time
 
 
 class CancelledByUser(MAGCError):
@@ -366,6 +367,12 @@ class Strip:
             self.sum[ya - self.y0:yb - self.y0] += other.sum[ya - other.y0:yb - other.y0]
             self.weight[ya - self.y0:yb - self.y0] += other.weight[ya - other.y0:yb - other.y0]
 
+    def tail(self, y):
+        """A copy of rows [y, y1) (what the next row of windows still adds to), so the rest can be freed."""
+        rest = Strip(max(y, self.y0), self.y1, self.x0, self.x1)
+        rest.merge(self)
+        return rest
+
     def image(self, ya, yb):
         """The blended 8-bit pixels of rows [ya, yb)."""
         s, w = self.sum[ya - self.y0:yb - self.y0], self.weight[ya - self.y0:yb - self.y0]
@@ -556,9 +563,10 @@ def decompress_raster(src_path, dst_path, guidance=None, model="default", *, ste
                 strip.merge(previous)
             last = i == len(window_rows) - 1
             ready = strip.y1 if last else min(strip.y1, y0 + grid.tile - margin)
-            if strip.y0 < ready:
-                _write_rows(out, strip, strip.y0, ready, head, grid, tiles, ox0, oy0, with_mask)
-            previous = strip
+            for ya in range(strip.y0, ready, WRITE_ROWS):  # in slices: bounded temporaries
+                _write_rows(out, strip, ya, min(ready, ya + WRITE_ROWS), head, grid, tiles, ox0, oy0, with_mask)
+            previous = strip.tail(ready)
+            del strip
             decoder.forget_rows_before(row)
         _check_cancel(cancel)
         out.commit()

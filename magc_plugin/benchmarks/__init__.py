@@ -1,0 +1,1 @@
+"""Benchmarks that need no test framework: python -m magc_plugin.benchmarks.<name>."""
