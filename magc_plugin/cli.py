@@ -162,7 +162,7 @@ def cmd_rasterize(args):
     guidance = guidance_from_args(args)
     if guidance is None:
         raise MAGCError("Give guidance vector files with --vectors or --layer-class.")
-    output = tiling._check_output(args.output)
+    output = tiling.check_output(args.output)
     mapped = 0
     with tiling.open_raster(args.input) as src:
         profile = {"driver": "GTiff", "width": src.width, "height": src.height, "count": 1, "dtype": "uint8",

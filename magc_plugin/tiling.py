@@ -234,7 +234,8 @@ def load_model(model, rate=None, device="auto"):
     return MAGCModel.from_pretrained(model or "default", rate=rate, device=device)
 
 
-def _check_output(path):
+def check_output(path):
+    """The output path, refused early when it cannot be a file."""
     path = Path(path)
     if path.is_dir():
         raise MAGCError(f"The output {path} is a folder: give a file name.")
@@ -258,7 +259,7 @@ def compress_raster(src_path, dst_path, guidance, model, *, bands=None, tile_siz
         raise MAGCError(f"The tile size must be a positive multiple of {TILE_MULTIPLE} pixels, not {tile_size}.")
     if overlap:
         raise MAGCError("Tiles are coded without overlap (seams are removed at decode): use overlap=0.")
-    dst_path = _check_output(dst_path)
+    dst_path = check_output(dst_path)
     _progress(progress, 0.0, "Loading the model")
     model = load_model(model, rate, device)
     with open_raster(src_path) as src:
@@ -484,6 +485,41 @@ def _check_model(model, identity, path):
                       "image looks broken, decode with the version that encoded.", stacklevel=3)
 
 
+def _gather_tiles(reader, grid, needed, guidance, transform, crs, cancel):
+    """Read and check the records of the needed tiles, and their guidance (the caller's, else the embedded map).
+
+    Returns ({(col, row): (record, zlib of the padded class raster)}, tiles whose guidance fingerprint
+    differs from the encoder's). All of it is small, and read before any heavy work, so a damaged
+    file or a strict guidance mismatch fails fast.
+    """
+    tiles, mismatch = {}, []
+    for c, r in sorted(needed, key=lambda t: (t[1], t[0])):
+        _check_cancel(cancel)
+        n = grid.number(c, r)
+        record = reader.read_tile(n)
+        x0, y0, w, h = grid.window(c, r)
+        record.valid_mask((h, w))  # unpacked once here so that a damaged mask fails now
+        classes = record.class_raster((h, w)) if guidance is None else None
+        if classes is None:
+            classes = guidance_for(guidance, transform, crs, x0, y0, w, h)
+        if fingerprint(classes) != reader.index[n].fingerprint:
+            mismatch.append((c, r))
+        pw, ph = grid.padded(c, r)
+        tiles[(c, r)] = (record, zlib.compress(_pad_reflect(classes, ph, pw).tobytes(), 1))
+    return tiles, mismatch
+
+
+def _guidance_differs(mismatch, total, strict):
+    """Warn (or, strict, refuse) naming the tiles whose guidance differs from the encoder's."""
+    names = ", ".join(f"({c},{r})" for c, r in sorted(mismatch, key=lambda t: (t[1], t[0]))[:20])
+    more = f" and {len(mismatch) - 20} more" if len(mismatch) > 20 else ""
+    message = (f"The guidance differs from the one used to compress on {len(mismatch)} of {total} tiles "
+               f"(column, row): {names}{more}. Give the same vector layers as for compressing.")
+    if strict:
+        raise MAGCError(message + " (strict guidance: nothing decoded)")
+    warnings.warn(message, GuidanceMismatchWarning, stacklevel=3)
+
+
 def decompress_raster(src_path, dst_path, guidance=None, model="default", *, steps=20, seed=0, extent=None,
                       strict_guidance=False, device="auto", blend_margin=BLEND_MARGIN, progress=None, cancel=None):
     """Decode a .magc file (or the tiles covering `extent`) into a GeoTIFF like the source raster.
@@ -495,7 +531,7 @@ def decompress_raster(src_path, dst_path, guidance=None, model="default", *, ste
     Returns {"pixels", "tiles", "seconds", "width", "height", "guidance_mismatch", "path"}.
     """
     start = time.time()
-    dst_path = _check_output(dst_path)
+    dst_path = check_output(dst_path)
     steps = int(steps)
     if steps < 0:
         raise MAGCError(f"The number of diffusion steps must be 0 or more, not {steps}.")
@@ -511,28 +547,9 @@ def decompress_raster(src_path, dst_path, guidance=None, model="default", *, ste
         windows = _dilate(out_tiles, grid, 1 if margin else 0)
         needed = _dilate(windows, grid, 1 if margin else 0)
         _progress(progress, 0.0, "Reading the tiles and the guidance")
-        tiles, mismatch = {}, []
-        for c, r in sorted(needed, key=lambda t: (t[1], t[0])):
-            _check_cancel(cancel)
-            n = grid.number(c, r)
-            record = reader.read_tile(n)
-            x0, y0, w, h = grid.window(c, r)
-            record.valid_mask((h, w))  # unpacked once here so that a damaged mask fails before any work
-            classes = record.class_raster((h, w)) if guidance is None else None
-            if classes is None:
-                classes = guidance_for(guidance, transform, crs, x0, y0, w, h)
-            if fingerprint(classes) != reader.index[n].fingerprint:
-                mismatch.append((c, r))
-            pw, ph = grid.padded(c, r)
-            tiles[(c, r)] = (record, zlib.compress(_pad_reflect(classes, ph, pw).tobytes(), 1))
+        tiles, mismatch = _gather_tiles(reader, grid, needed, guidance, transform, crs, cancel)
     if mismatch:
-        names = ", ".join(f"({c},{r})" for c, r in sorted(mismatch, key=lambda t: (t[1], t[0]))[:20])
-        more = f" and {len(mismatch) - 20} more" if len(mismatch) > 20 else ""
-        message = (f"The guidance differs from the one used to compress on {len(mismatch)} of {len(needed)} tiles "
-                   f"(column, row): {names}{more}. Give the same vector layers as for compressing.")
-        if strict_guidance:
-            raise MAGCError(message + " (strict guidance: nothing decoded)")
-        warnings.warn(message, GuidanceMismatchWarning, stacklevel=2)
+        _guidance_differs(mismatch, len(needed), strict_guidance)
 
     _progress(progress, 0.0, "Loading the model")
     model = load_model(model, identity.get("rate"), device)
