@@ -42,7 +42,7 @@ GROUP_KEYS = ("codec", "rate", "match", "steps")
 PLOT_METRICS = ("psnr", "ms_ssim", "lpips_alex", "lpips_vgg", "dists", "fid", "miou_gt", "miou_vs_original")
 LABELS = {"psnr": "PSNR (dB)", "ms_ssim": "MS-SSIM", "lpips_alex": "LPIPS-Alex", "lpips_vgg": "LPIPS-VGG",
           "dists": "DISTS", "fid": "FID (256x256 patches)", "miou_gt": "mIoU vs ground truth (Dubai)",
-          "building_iou_gt": "building IoU vs OSM (OAM)", "miou_vs_original": "mIoU vs prediction on original"}
+          "building_iou_gt": "building IoU vs building masks (OAM)", "miou_vs_original": "mIoU vs prediction on original"}
 
 
 # -- samples -------------------------------------------------------------------------
