@@ -156,7 +156,6 @@ def cmd_decompress(args):
 
 def cmd_rasterize(args):
     """The class raster on the grid of IN, written strip by strip with a colour table."""
-    import rasterio
     from rasterio.windows import Window
     from . import tiling
     guidance = guidance_from_args(args)

@@ -97,7 +97,9 @@ class TileRecord:
             kind, mask = MASK_ALL_NODATA, b""
         else:
             kind, mask = MASK_BITS, zlib.compress(np.packbits(valid, axis=None).tobytes(), 9)
-        guidance = b"" if class_raster is None else zlib.compress(np.ascontiguousarray(class_raster, np.uint8).tobytes(), 9)
+        guidance = b""
+        if class_raster is not None:
+            guidance = zlib.compress(np.ascontiguousarray(class_raster, np.uint8).tobytes(), 9)
         return cls(number, kind, mask, guidance, payload)
 
     def to_bytes(self):

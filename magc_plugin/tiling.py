@@ -40,8 +40,8 @@ import numpy as np
 
 from .codec.classes import NOT_MAPPED, check_class_raster
 from .codec.errors import MAGCError
-from .container import (MASK_ALL_NODATA, MASK_ALL_VALID, MAGCReader, MAGCWriter, TileRecord, fingerprint, nodata_from_json,
-                        nodata_to_json, tile_grid)
+from .container import (MASK_ALL_NODATA, MASK_ALL_VALID, MAGCReader, MAGCWriter, TileRecord, fingerprint,
+                        nodata_from_json, nodata_to_json, tile_grid)
 
 TILE_MULTIPLE = 64
 DEFAULT_TILE_SIZE = 512
@@ -358,8 +358,9 @@ class Strip:
         if ya >= yb or xa >= xb:
             return
         w = weight[ya - y:yb - y, xa - x:xb - x]
-        self.sum[ya - self.y0:yb - self.y0, xa - self.x0:xb - self.x0] += image[ya - y:yb - y, xa - x:xb - x] * w[..., None]
-        self.weight[ya - self.y0:yb - self.y0, xa - self.x0:xb - self.x0] += w
+        here = (slice(ya - self.y0, yb - self.y0), slice(xa - self.x0, xb - self.x0))
+        self.sum[here] += image[ya - y:yb - y, xa - x:xb - x] * w[..., None]
+        self.weight[here] += w
 
     def merge(self, other):
         """Add the part of another strip that overlaps this one."""

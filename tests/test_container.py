@@ -88,7 +88,8 @@ def test_unknown_major_version_refused_minor_accepted(magc_file):
 
 def _insert_before_end(path, chunk_type, payload):
     data = path.read_bytes()
-    chunk = struct.pack(">I4s", len(payload), chunk_type) + payload + struct.pack(">I", zlib.crc32(chunk_type + payload))
+    crc = struct.pack(">I", zlib.crc32(chunk_type + payload))
+    chunk = struct.pack(">I4s", len(payload), chunk_type) + payload + crc
     path.write_bytes(data[:-12] + chunk + data[-12:])
 
 

@@ -140,8 +140,9 @@ def write_markdown(results, path):
              f"{results['cpu_count']} CPUs. Each figure is the peak resident set of a fresh process.", "",
              "| raster | encode peak MB | encode s | decode peak MB | decode s | bpp |", "|---|---|---|---|---|---|"]
     for side, r in sorted(runs.items(), key=lambda kv: int(kv[0])):
-        lines.append(f"| {side} x {side} | {r['encode']['peak_rss_mb']:.0f} | {r['encode']['wall_seconds']:.0f} | "
-                     f"{r['decode']['peak_rss_mb']:.0f} | {r['decode']['wall_seconds']:.0f} | {r['encode']['bpp']:.4f} |")
+        enc, dec = r["encode"], r["decode"]
+        lines.append(f"| {side} x {side} | {enc['peak_rss_mb']:.0f} | {enc['wall_seconds']:.0f} | "
+                     f"{dec['peak_rss_mb']:.0f} | {dec['wall_seconds']:.0f} | {enc['bpp']:.4f} |")
     sides = sorted(int(s) for s in runs)
     if len(sides) >= 2:
         small, big = runs[sides[0]], runs[sides[-1]]
