@@ -234,6 +234,16 @@ def load_model(model, rate=None, device="auto"):
     return MAGCModel.from_pretrained(model or "default", rate=rate, device=device)
 
 
+def bounded_gdal_cache(width, bands, itemsize, rows):
+    """A rasterio.Env whose GDAL block cache holds about two rows of tiles.
+
+    Reading or writing row by row never needs more, while GDAL's default (5% of the RAM)
+    lets the resident memory grow with the raster's area until that limit.
+    """
+    import rasterio
+    return rasterio.Env(GDAL_CACHEMAX=max(32 << 20, 2 * rows * width * bands * itemsize))
+
+
 def check_output(path):
     """The output path, refused early when it cannot be a file."""
     path = Path(path)
@@ -262,7 +272,8 @@ def compress_raster(src_path, dst_path, guidance, model, *, bands=None, tile_siz
     dst_path = check_output(dst_path)
     _progress(progress, 0.0, "Loading the model")
     model = load_model(model, rate, device)
-    with open_raster(src_path) as src:
+    with open_raster(src_path) as src, bounded_gdal_cache(src.width, src.count, np.dtype(src.dtypes[0]).itemsize,
+                                                          tile_size + src.block_shapes[0][0]):
         bands = choose_bands(src, bands)
         output_bands = list(dict.fromkeys(bands))
         _progress(progress, 0.0, "Computing the band stretch")
@@ -565,7 +576,8 @@ def decompress_raster(src_path, dst_path, guidance=None, model="default", *, ste
     def step_progress(fraction, message):
         _progress(progress, (done[0] + fraction) / max(1, len(todo)), message)
 
-    with GeoTIFFWriter(dst_path, profile) as out:
+    with bounded_gdal_cache(ox1 - ox0, profile["count"], np.dtype(profile["dtype"]).itemsize,
+                            grid.tile + 2 * margin), GeoTIFFWriter(dst_path, profile) as out:
         window_rows = sorted({r for _, r in windows})
         previous = None
         for i, row in enumerate(window_rows):
