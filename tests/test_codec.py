@@ -13,7 +13,7 @@ from magc_plugin.codec.classes import NUM_CLASSES, to_one_hot
 from magc_plugin.codec.model import MAGCModel, compact_config
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = dict(latent_channels=4, ae_width=16, N=16, M=16, map_channels=8, num_slices=4, unet_channels=(16, 32),
+TINY = dict(latent_channels=4, ae_width=16, N=16, M=16, map_channels=8, num_slices=4, hyper_channels=8, unet_channels=(16, 32),
             adapter_map_channels=8)
 
 

@@ -56,7 +56,8 @@ def _load_weights(module, path):
 
 
 def compact_config(name="compact", latent_channels=32, ae_width=64, N=64, M=64, map_channels=64, num_slices=8,
-                   num_res_blocks=1, unet_channels=(64, 128, 192), adapter_map_channels=64, rates=None):
+                   num_res_blocks=1, hyper_channels=32, unet_channels=(64, 128, 192), adapter_map_channels=64,
+                   rates=None):
     """The configuration of a compact model (the shipped default, or tiny ones in tests)."""
     from .denoiser import compact_unet_config
     unet = compact_unet_config(latent_channels, unet_channels)
@@ -66,7 +67,7 @@ def compact_config(name="compact", latent_channels=32, ae_width=64, N=64, M=64, 
         "format": FORMAT, "format_version": FORMAT_VERSION, "name": name, "scale": "compact",
         "autoencoder": dict(kind="compact", latent_channels=latent_channels, width=ae_width, mid_norm=True, latent_scale=1.0),
         "lcm": dict(latent_channels=latent_channels, N=N, M=M, map_channels=map_channels, num_slices=num_slices,
-                    num_res_blocks=num_res_blocks),
+                    num_res_blocks=num_res_blocks, hyper_channels=hyper_channels),
         "denoiser": {"unet": unet, "adapter": dict(residual_channels=residuals, latent_channels=latent_channels,
                                                    map_channels=adapter_map_channels)},
         "schedule": dict(SCHEDULE), "rates": rates, "default_rate": next(iter(rates)),

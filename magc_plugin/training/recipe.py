@@ -38,7 +38,7 @@ RATES = {
     "medium": 0.035,
     "high": 0.1,
 }
-CPU_STEPS = {"ae": 100, "lcm": 350, "denoiser": 1200}
+CPU_STEPS = {"ae": 100, "lcm": 300, "denoiser": 1200}
 # On a CPU the denoiser gets more, smaller updates in the same time.
 CPU_DENOISER_BATCH = 8
 GPU_STEPS = {"ae": 4000, "lcm": 20000, "denoiser": 60000}
@@ -208,9 +208,15 @@ class Trainer:
             lcm.load_state_dict(state["model"])
             return lcm
         lcm.to(self.device).train()
-        params = [p for n, p in lcm.named_parameters() if not n.endswith("quantiles")]
-        aux = [p for n, p in lcm.named_parameters() if n.endswith("quantiles")]
-        opt, aux_opt = torch.optim.Adam(params, lr=2e-4), torch.optim.Adam(aux, lr=1e-2)
+        named = dict(lcm.named_parameters())
+        aux = [p for n, p in named.items() if n.endswith("quantiles")]
+        density = [p for n, p in named.items() if n.startswith("entropy_bottleneck.") and not n.endswith("quantiles")]
+        nets = [p for n, p in named.items() if not n.startswith("entropy_bottleneck.")]
+        params = nets + density
+        # The hyper-latent's factorized density starts wide (~5 bits a symbol); at the nets' learning
+        # rate it would stay so for thousands of steps, a rate floor far above the targets.
+        opt = torch.optim.Adam([{"params": nets, "lr": 2e-4}, {"params": density, "lr": 5e-3}])
+        aux_opt = torch.optim.Adam(aux, lr=1e-2)
         start = 0
         if state:
             lcm.load_state_dict(state["model"], strict=False)
@@ -223,7 +229,7 @@ class Trainer:
         for step in tqdm(range(start, total), desc=f"lcm {rate}", initial=start, total=total, mininterval=10):
             if step == int(total * 0.8):
                 for g in opt.param_groups:
-                    g["lr"] = 5e-5
+                    g["lr"] /= 4
             latent, one_hot = self._latent_batch(cache, rng)
             out = lcm(latent, one_hot)
             pixels = latent.shape[0] * latent.shape[2] * latent.shape[3] * 64
