@@ -162,6 +162,9 @@ def headless_env(base=None):
         os.chmod(runtime, 0o700)
         env["XDG_RUNTIME_DIR"] = runtime
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(venv_site_packages()), env.get("PYTHONPATH")) if p)
+    # QGIS's embedded Python locates its standard library from the first `python3` on PATH: another
+    # Python ahead of Debian's (pyenv, conda) gives it a stdlib without the qgis package.
+    env["PATH"] = os.pathsep.join(["/usr/bin"] + [p for p in env.get("PATH", "").split(os.pathsep) if p and p != "/usr/bin"])
     # Idle OpenMP workers sleep instead of spinning: on a small shared CPU spinning costs 3x.
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return env

@@ -6,7 +6,8 @@ Stages (each resumable from its checkpoint in the work folder, skipped when done
    MIT TAEF2 weights in ../shared/weights/taef2 when present.
 2. ``cache``: encode every training crop once; set the latent scale to 1/std.
 3. ``lcm``: one latent compression module per rate preset, loss
-   lambda * MSE(latent_tilde, latent) + bpp in latent space (MAGC.md, stage 1).
+   lambda * MSE(latent_tilde, latent) + bpp in latent space (MAGC.md, stage 1), lambda
+   steered towards the preset's target bpp.
 4. ``denoiser``: the semantic adapter + conditional UNet, epsilon MSE on x_t with
    latent_tilde from the frozen LCMs (a random rate per batch: one denoiser serves all).
 5. ``export``: write the model folder (config.json, safetensors, model card).
@@ -31,14 +32,15 @@ from ..codec.model import MAGCModel, compact_config
 from ..codec.sampler import training_scheduler
 from . import data
 
-# preset -> lambda of the rate-distortion loss. The paper's 0.10 ... 1.25 assume ~100k steps;
-# a short CPU schedule ends at higher rates for the same lambda, so these are smaller.
+# preset -> target bpp. A fixed lambda lands at a rate that depends on the schedule's length
+# (the paper's lambdas assume ~100k steps), so lambda is steered to the target during training.
 RATES = {
-    "low": 0.012,
-    "medium": 0.035,
+    "low": 0.02,
+    "medium": 0.045,
     "high": 0.1,
 }
-CPU_STEPS = {"ae": 100, "lcm": 300, "denoiser": 1200}
+LAMBDA_START, LAMBDA_WARMUP, LAMBDA_GAIN = 0.3, 100, 0.02
+CPU_STEPS = {"ae": 100, "lcm": 500, "denoiser": 1200}
 # On a CPU the denoiser gets more, smaller updates in the same time.
 CPU_DENOISER_BATCH = 8
 GPU_STEPS = {"ae": 4000, "lcm": 20000, "denoiser": 60000}
@@ -90,7 +92,7 @@ class Trainer:
         self.batch = batch if device.type != "cuda" else 64
         self.seed = seed
         self.logfile = self.work / "train.log"
-        self.config = compact_config(rates={r: {"lambda": lam} for r, lam in RATES.items()})
+        self.config = compact_config(rates={r: {"target_bpp": bpp} for r, bpp in RATES.items()})
         self.config["default_rate"] = "medium"
         self.timings = {}
 
@@ -201,11 +203,12 @@ class Trainer:
     # -- stage 3: latent compression modules -----------------------------------------
     def stage_lcm(self, cache, rate):
         name = f"lcm-{rate}"
-        lam = RATES[rate]
+        target = RATES[rate]
         lcm = LatentCompressionModule(**self.config["lcm"])
         state = self._load(name)
         if state and state.get("done"):
             lcm.load_state_dict(state["model"])
+            self.config["rates"][rate]["lambda"] = state["lambda"]
             return lcm
         lcm.to(self.device).train()
         named = dict(lcm.named_parameters())
@@ -217,14 +220,14 @@ class Trainer:
         # rate it would stay so for thousands of steps, a rate floor far above the targets.
         opt = torch.optim.Adam([{"params": nets, "lr": 2e-4}, {"params": density, "lr": 5e-3}])
         aux_opt = torch.optim.Adam(aux, lr=1e-2)
-        start = 0
+        start, lam, bpp_avg = 0, LAMBDA_START, target
         if state:
             lcm.load_state_dict(state["model"], strict=False)
             opt.load_state_dict(state["opt"])
             aux_opt.load_state_dict(state["aux_opt"])
-            start = state["step"]
+            start, lam, bpp_avg = state["step"], state["lambda"], state["bpp_avg"]
         total = self.steps["lcm"]
-        rng = np.random.default_rng(self.seed + 1000 + start + int(lam * 100))
+        rng = np.random.default_rng(self.seed + 1000 + start + int(target * 1000))
         t0 = time.time()
         for step in tqdm(range(start, total), desc=f"lcm {rate}", initial=start, total=total, mininterval=10):
             if step == int(total * 0.8):
@@ -240,18 +243,26 @@ class Trainer:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
+            # Multiplicative steering of lambda on a running mean of the batch rate; the first
+            # steps are skipped, while the untrained entropy models still cost ~0.4 bpp.
+            bpp_avg = 0.9 * bpp_avg + 0.1 * bpp.item()
+            if step >= LAMBDA_WARMUP:
+                lam *= math.exp(LAMBDA_GAIN * max(-1.0, min(1.0, (target - bpp_avg) / target)))
             aux_loss = lcm.aux_loss()
             aux_opt.zero_grad()
             aux_loss.backward()
             aux_opt.step()
             if step % 50 == 0:
-                self.log(f"{name} step {step} mse {mse.item():.4f} bpp {bpp.item():.4f} aux {aux_loss.item():.1f}")
+                self.log(f"{name} step {step} mse {mse.item():.4f} bpp {bpp.item():.4f} (mean {bpp_avg:.4f}) "
+                         f"lambda {lam:.3f} aux {aux_loss.item():.1f}")
             if step % 250 == 249:
-                self._save(name, model=lcm.state_dict(), opt=opt.state_dict(), aux_opt=aux_opt.state_dict(), step=step + 1)
+                self._save(name, model=lcm.state_dict(), opt=opt.state_dict(), aux_opt=aux_opt.state_dict(), step=step + 1,
+                           **{"lambda": lam, "bpp_avg": bpp_avg})
         lcm.cpu().eval()
         lcm.update(force=True)
         self.timings[name] = time.time() - t0
-        self._save(name, model=lcm.state_dict(), step=total, done=True)
+        self.config["rates"][rate]["lambda"] = lam
+        self._save(name, model=lcm.state_dict(), step=total, done=True, **{"lambda": lam})
         return lcm
 
     # -- stage 4: denoiser -----------------------------------------------------------------
@@ -315,7 +326,7 @@ class Trainer:
         model = MAGCModel(self.config, ae.cpu(), lcms["medium"], den.cpu(), "medium")
         self.config["training"] = {
             "steps": self.steps, "batch": self.batch,
-            "denoiser_batch": CPU_DENOISER_BATCH if self.device.type != "cuda" else self.batch, "seed": self.seed, "rates_lambda": RATES,
+            "denoiser_batch": CPU_DENOISER_BATCH if self.device.type != "cuda" else self.batch, "seed": self.seed,
             "device": str(self.device), "hardware": f"{platform.processor() or platform.machine()}, "
                                                     f"{torch.get_num_threads()} threads",
             "seconds": {k: round(v) for k, v in self.timings.items()},
