@@ -25,6 +25,13 @@ No extra bits are spent: the context comes from the neighbours' decoded latents.
 Rows of windows are processed top to bottom, keeping only one strip of blended
 pixels and the latents of three rows of tiles. A region decode samples the windows
 that touch the region, so it gives the same pixels as a full decode.
+
+The unit of work is a pure function of plain data: ``encode_tile`` (tile in, record
+out), ``decode_tile_latent`` (record in, stage-1 latent out) and ``decode_window``
+(latents in, pixels out). This module reads, orders and writes; a *runner* calls the
+functions: :class:`LocalRunner` here, when asked (the default), or
+``magc_plugin.distributed``'s Dask runner on a cluster, many at a time. Both give the
+same bytes.
 """
 import hashlib
 import math
@@ -34,6 +41,9 @@ import tempfile
 import time
 import warnings
 import zlib
+from collections import deque
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +81,7 @@ def _pad_reflect(arr, height, width):
     return np.pad(arr, pad, mode="reflect") if any(p[1] for p in pad) else arr
 
 
-def _check_cancel(cancel):
+def check_cancel(cancel):
     if cancel is not None and cancel():
         raise CancelledByUser("Canceled: nothing was written.")
 
@@ -234,6 +244,59 @@ def load_model(model, rate=None, device="auto"):
     return MAGCModel.from_pretrained(model or "default", rate=rate, device=device)
 
 
+# -- runners: who calls the tile functions -----------------------------------------------------------
+class LocalRunner:
+    """Calls the tile functions in this process, at once, when they are submitted (the single-machine path).
+
+    A runner's protocol: ``identity()`` of its model; ``submit(fn, *args)`` -> a handle on
+    ``fn(model, *args)`` (handles may be passed as, or inside a list as, later arguments);
+    ``result(handle, cancel)``; ``cancel(handles)``; ``lookahead``, how many tasks the
+    driver may submit before it waits for the oldest; ``runs_here``, whether callbacks
+    (progress per diffusion step, cancel) can be handed to the functions.
+    """
+    lookahead = 0
+    runs_here = True
+
+    def __init__(self, model):
+        self.model = model
+
+    def identity(self):
+        return self.model.identity()
+
+    def submit(self, fn, *args):
+        return fn(self.model, *args)
+
+    def result(self, value, cancel=None):
+        return value
+
+    def cancel(self, handles):
+        pass
+
+
+def _runner(engine, model, rate, device):
+    """The runner of `engine` (None: this process) for a model at a rate on a device."""
+    if engine is None:
+        return LocalRunner(load_model(model, rate, device))
+    return engine.runner(model, rate, device)
+
+
+def _in_order(runner, fn, tasks, cancel=None):
+    """fn(model, *args) for each args of `tasks`, yielded in order, with up to runner.lookahead submitted ahead.
+
+    Use it in ``closing()``: stopping early (an error, a cancel) cancels what is still pending.
+    """
+    pending = deque()
+    try:
+        for args in tasks:
+            pending.append(runner.submit(fn, *args))
+            if len(pending) > runner.lookahead:
+                yield runner.result(pending.popleft(), cancel)
+        while pending:
+            yield runner.result(pending.popleft(), cancel)
+    finally:
+        runner.cancel(pending)
+
+
 def bounded_gdal_cache(width, bands, itemsize, rows):
     """A rasterio.Env whose GDAL block cache holds about two rows of tiles.
 
@@ -255,12 +318,35 @@ def check_output(path):
 
 
 # -- compress ------------------------------------------------------------------------------------
+@dataclass
+class EncodeJob:
+    """One tile to encode, as the driver read it."""
+    number: int
+    rgb: np.ndarray          # (h, w, 3) uint8, nodata pixels filled with the tile mean
+    valid: np.ndarray        # (h, w) bool
+    classes: np.ndarray      # (h, w) uint8 guidance class raster
+    padded: tuple            # (width, height) as coded: multiples of 64
+    embed_guidance: bool
+
+
+def encode_tile(model, job):
+    """(TileRecord, guidance fingerprint) of one tile: the same job gives the same bytes wherever it runs."""
+    payload = b""
+    if job.valid.any():
+        pw, ph = job.padded
+        payload = model.compress_tile(_pad_reflect(job.rgb, ph, pw), _pad_reflect(job.classes, ph, pw))
+    record = TileRecord.build(job.number, job.valid, job.classes if job.embed_guidance else None, payload)
+    return record, fingerprint(job.classes)
+
+
 def compress_raster(src_path, dst_path, guidance, model, *, bands=None, tile_size=DEFAULT_TILE_SIZE, overlap=0,
-                    embed_guidance=False, rate=None, device="auto", progress=None, cancel=None):
+                    embed_guidance=False, rate=None, device="auto", engine=None, progress=None, cancel=None):
     """Compress a raster to a .magc file, tile by tile.
 
     guidance: callable(transform, width, height, crs) -> uint8 class raster (height, width),
-    or None (no map). model: a MAGCModel, a model folder or a preset name.
+    or None (no map); it is called here, never on a cluster. model: a MAGCModel, a model
+    folder or a preset name. engine: where the tiles are coded (a
+    ``magc_plugin.distributed.DaskEngine``), None for this process.
     Returns {"bytes", "bpp", "pixels", "tiles", "seconds", "guidance_bytes", "nodata_tiles", "path"}.
     """
     start = time.time()
@@ -271,7 +357,7 @@ def compress_raster(src_path, dst_path, guidance, model, *, bands=None, tile_siz
         raise MAGCError("Tiles are coded without overlap (seams are removed at decode): use overlap=0.")
     dst_path = check_output(dst_path)
     _progress(progress, 0.0, "Loading the model")
-    model = load_model(model, rate, device)
+    runner = _runner(engine, model, rate, device)
     with open_raster(src_path) as src, bounded_gdal_cache(src.width, src.count, np.dtype(src.dtypes[0]).itemsize,
                                                           tile_size + src.block_shapes[0][0]):
         bands = choose_bands(src, bands)
@@ -286,23 +372,23 @@ def compress_raster(src_path, dst_path, guidance, model, *, bands=None, tile_siz
         # Encoder and decoder hand the guidance the same CRS and transforms: both rebuilt from the file's record.
         crs, transform = crs_of(georef), _affine(georef["transform"])
         guidance_bytes = nodata_tiles = 0
-        with MAGCWriter(dst_path, head, georef, model.identity()) as writer:
+
+        def jobs():
             for n, (col, row) in enumerate(grid.tiles()):
-                _check_cancel(cancel)
-                _progress(progress, n / len(grid), f"Compressing tile {n + 1} of {len(grid)}")
+                check_cancel(cancel)
                 x0, y0, w, h = grid.window(col, row)
                 rgb, valid = read_tile(src, bands, stretch, (x0, y0, w, h))
                 classes = guidance_for(guidance, transform, crs, x0, y0, w, h)
-                payload = b""
-                if valid.any():
-                    pw, ph = grid.padded(col, row)
-                    payload = model.compress_tile(_pad_reflect(rgb, ph, pw), _pad_reflect(classes, ph, pw))
-                else:
-                    nodata_tiles += 1
-                record = TileRecord.build(n, valid, classes if embed_guidance else None, payload)
+                yield (EncodeJob(n, rgb, valid, classes, grid.padded(col, row), bool(embed_guidance)),)
+
+        with MAGCWriter(dst_path, head, georef, runner.identity()) as writer, \
+                closing(_in_order(runner, encode_tile, jobs(), cancel)) as records:
+            for n, (record, tile_fingerprint) in enumerate(records):
+                nodata_tiles += record.mask_kind == MASK_ALL_NODATA
                 guidance_bytes += len(record.guidance_bytes)
-                writer.add_tile(record, fingerprint(classes))
-            _check_cancel(cancel)
+                writer.add_tile(record, tile_fingerprint)
+                _progress(progress, (n + 1) / len(grid), f"Compressed tile {n + 1} of {len(grid)}")
+            check_cancel(cancel)
             size = writer.commit()
     pixels = head["width"] * head["height"]
     _progress(progress, 1.0, "Done")
@@ -482,16 +568,16 @@ def _output_window(head, transform, extent):
     return x0, y0, x1, y1
 
 
-def _check_model(model, identity, path):
-    if model.weights_sha256 != identity.get("weights_sha256"):
-        given = model.identity()
+def _check_model(given, identity, path):
+    """Refuse a model (given: its identity) other than the one that wrote the file."""
+    if given["weights_sha256"] != identity.get("weights_sha256"):
         raise MAGCError(
             f"{Path(path).name} was compressed with the model '{identity.get('preset')}' at rate "
             f"'{identity.get('rate')}' (weights sha256 {identity.get('weights_sha256', '')[:12]}), but the model given "
             f"is '{given.get('preset')}' at rate '{given.get('rate')}' (sha256 {given['weights_sha256'][:12]}): "
             "decompress with the model folder and rate that compressed it.")
     theirs = identity.get("versions", {}).get("compressai")
-    ours = model.identity()["versions"].get("compressai")
+    ours = given["versions"].get("compressai")
     if theirs and ours and theirs != ours:
         warnings.warn(f"{Path(path).name} was written with compressai {theirs}, this is {ours}: if the decoded "
                       "image looks broken, decode with the version that encoded.", stacklevel=3)
@@ -506,7 +592,7 @@ def _gather_tiles(reader, grid, needed, guidance, transform, crs, cancel):
     """
     tiles, mismatch = {}, []
     for c, r in sorted(needed, key=lambda t: (t[1], t[0])):
-        _check_cancel(cancel)
+        check_cancel(cancel)
         n = grid.number(c, r)
         record = reader.read_tile(n)
         x0, y0, w, h = grid.window(c, r)
@@ -533,13 +619,15 @@ def _guidance_differs(mismatch, total, strict):
 
 
 def decompress_raster(src_path, dst_path, guidance=None, model="default", *, steps=20, seed=0, extent=None,
-                      strict_guidance=False, device="auto", blend_margin=BLEND_MARGIN, progress=None, cancel=None):
+                      strict_guidance=False, device="auto", blend_margin=BLEND_MARGIN, engine=None, progress=None,
+                      cancel=None):
     """Decode a .magc file (or the tiles covering `extent`) into a GeoTIFF like the source raster.
 
     guidance: the same kind of callable as for compress_raster; None uses the map embedded in
     the file, if any. model: a MAGCModel, a model folder or a preset name (loaded at the file's
     rate). extent: (xmin, ymin, xmax, ymax) in the raster's CRS. blend_margin: pixels of
-    neighbour context per side (a multiple of 64; 0 decodes tiles independently).
+    neighbour context per side (a multiple of 64; 0 decodes tiles independently). engine:
+    where the windows are decoded (as for compress_raster).
     Returns {"pixels", "tiles", "seconds", "width", "height", "guidance_mismatch", "path"}.
     """
     start = time.time()
@@ -564,31 +652,34 @@ def decompress_raster(src_path, dst_path, guidance=None, model="default", *, ste
         _guidance_differs(mismatch, len(needed), strict_guidance)
 
     _progress(progress, 0.0, "Loading the model")
-    model = load_model(model, identity.get("rate"), device)
-    _check_model(model, identity, src_path)
-    decoder = _WindowDecoder(model, grid, tiles, margin, steps, seed, cancel)
+    runner = _runner(engine, model, identity.get("rate"), device)
+    _check_model(runner.identity(), identity, src_path)
+    decoder = _Windows(runner, grid, tiles, margin, steps, seed)
     profile = _output_profile(head, geo, transform, ox0, oy0, ox1 - ox0, oy1 - oy0)
     # Without a nodata value, invalid pixels go to an internal mask, created for every strip or none.
     with_mask = profile["nodata"] is None and any(t[0].mask_kind != MASK_ALL_VALID for t in tiles.values())
     todo = sorted((t for t in windows if tiles[t][0].mask_kind != MASK_ALL_NODATA), key=lambda t: (t[1], t[0]))
     done = [0]
 
-    def step_progress(fraction, message):
-        _progress(progress, (done[0] + fraction) / max(1, len(todo)), message)
+    def step_progress(i, total):  # called after each diffusion step, when the runner runs here
+        check_cancel(cancel)
+        _progress(progress, (done[0] + (i + 1) / total) / len(todo), f"Decoding tile {done[0] + 1} of {len(todo)}")
 
+    callback = step_progress if runner.runs_here else None
+    tasks = (decoder.task(col, row) + (callback,) for col, row in todo)
     with bounded_gdal_cache(ox1 - ox0, profile["count"], np.dtype(profile["dtype"]).itemsize,
-                            grid.tile + 2 * margin), GeoTIFFWriter(dst_path, profile) as out:
+                            grid.tile + 2 * margin), GeoTIFFWriter(dst_path, profile) as out, \
+            closing(_in_order(runner, decode_window, tasks, cancel)) as decoded:
         window_rows = sorted({r for _, r in windows})
         previous = None
         for i, row in enumerate(window_rows):
             _, y0, _, h = grid.window(0, row)
             strip = Strip(max(oy0, y0 - margin), min(oy1, y0 + h + margin), ox0, ox1)
-            for col, r in (t for t in todo if t[1] == row):
-                _check_cancel(cancel)
-                image, weight, x, y = decoder.window(col, row, step_progress,
-                                                     f"Decoding tile {done[0] + 1} of {len(todo)}")
-                strip.add(image, weight, x, y)
+            for _ in (t for t in todo if t[1] == row):  # `decoded` yields in the order of `todo`
+                check_cancel(cancel)
+                strip.add(*next(decoded))
                 done[0] += 1
+                _progress(progress, done[0] / len(todo), f"Decoded tile {done[0]} of {len(todo)}")
             if previous is not None:
                 strip.merge(previous)
             last = i == len(window_rows) - 1
@@ -597,8 +688,7 @@ def decompress_raster(src_path, dst_path, guidance=None, model="default", *, ste
                 _write_rows(out, strip, ya, min(ready, ya + WRITE_ROWS), head, grid, tiles, ox0, oy0, with_mask)
             previous = strip.tail(ready)
             del strip
-            decoder.forget_rows_before(row)
-        _check_cancel(cancel)
+        check_cancel(cancel)
         out.commit()
     _progress(progress, 1.0, "Done")
     return {"pixels": (ox1 - ox0) * (oy1 - oy0), "tiles": len(out_tiles), "seconds": time.time() - start,
@@ -611,13 +701,58 @@ def _dilate(tiles, grid, by):
             if 0 <= c + dc < grid.cols and 0 <= r + dr < grid.rows}
 
 
-class _WindowDecoder:
-    """Stage 1 per tile (cached for three rows), diffusion and pixels per window."""
+@dataclass
+class WindowJob:
+    """One tile's decode window (the tile and a margin of its neighbours), as the driver laid it out."""
+    x0: int                  # the window in raster pixels: columns [x0, x1), rows [y0, y1)
+    y0: int
+    x1: int
+    y1: int
+    classes: np.ndarray      # (y1 - y0, x1 - x0) uint8 guidance of the window
+    pieces: list             # per latent handed to decode_window: (window slices, tile slices) in latent pixels
+    feathered: tuple         # (left, right, up, down): the sides shared with a neighbour that has data
+    margin: int
+    steps: int
+    seed: int
+    noise_block: int         # latent pixels per block of positional noise (one tile)
 
-    def __init__(self, model, grid, tiles, margin, steps, seed, cancel):
-        self.model, self.grid, self.tiles = model, grid, tiles
-        self.margin, self.steps, self.seed, self.cancel = margin, steps, seed, cancel
-        self.latents = {}
+
+def decode_tile_latent(model, payload, classes, where):
+    """Stage 1 of one tile: its z_tilde as a (C, h, w) float32 array. `where` names the tile in errors."""
+    try:
+        return model.decode_latent(payload, classes)[0].cpu().numpy()
+    except MAGCError as exc:
+        raise MAGCError(f"Tile {where} of the .magc file: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 (a payload that passed its CRC but still cannot be decoded)
+        raise MAGCError(f"Tile {where} of the .magc file cannot be decoded ({exc}): the file is damaged or was "
+                        "written by an incompatible model.") from exc
+
+
+def decode_window(model, job, latents, callback=None):
+    """Decode one window from the stage-1 latents of its pieces: (8-bit image, blend weights, x0, y0).
+
+    callback(step, total) is called after each diffusion step and may raise to cancel.
+    """
+    import torch
+    z = torch.zeros((1, latents[0].shape[0], (job.y1 - job.y0) // DOWNSCALE, (job.x1 - job.x0) // DOWNSCALE))
+    for (window_part, tile_part), latent in zip(job.pieces, latents):
+        z[(0, slice(None)) + window_part] = torch.from_numpy(latent[(slice(None),) + tile_part])
+    if job.steps > 0:
+        noise = PositionalNoise(job.seed, job.x0 // DOWNSCALE, job.y0 // DOWNSCALE, job.noise_block)
+        z = model.sample(z, job.classes, job.steps, noise=noise, callback=callback)
+    image = model.latent_to_image(z)
+    left, right, up, down = job.feathered
+    weight = np.outer(ramp(job.y1 - job.y0, up, down, job.margin), ramp(job.x1 - job.x0, left, right, job.margin))
+    return image, weight, job.x0, job.y0
+
+
+class _Windows:
+    """Lays out each tile's window and submits the stage-1 latents that windows read, once per tile."""
+
+    def __init__(self, runner, grid, tiles, margin, steps, seed):
+        self.runner, self.grid, self.tiles = runner, grid, tiles
+        self.margin, self.steps, self.seed = margin, steps, seed
+        self.latents = {}  # (col, row) -> the runner's handle, for the rows that windows still read
 
     def classes(self, col, row):
         pw, ph = self.grid.padded(col, row)
@@ -627,72 +762,44 @@ class _WindowDecoder:
         return (col, row) in self.tiles and self.tiles[(col, row)][0].mask_kind != MASK_ALL_NODATA
 
     def latent(self, col, row):
-        """z_tilde of a tile as a (C, h, w) tensor; zeros for tiles without data."""
         if (col, row) not in self.latents:
-            record = self.tiles[(col, row)][0]
-            if record.mask_kind == MASK_ALL_NODATA:
-                pw, ph = self.grid.padded(col, row)
-                value = None, (ph // DOWNSCALE, pw // DOWNSCALE)
-            else:
-                try:
-                    value = self.model.decode_latent(record.payload, self.classes(col, row))[0].cpu(), None
-                except MAGCError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 (a payload that passed its CRC but still cannot be decoded)
-                    raise MAGCError(f"Tile ({col},{row}) of the .magc file cannot be decoded ({exc}): the file is "
-                                    "damaged or was written by an incompatible model.") from exc
-            self.latents[(col, row)] = value
+            self.latents[(col, row)] = self.runner.submit(decode_tile_latent, self.tiles[(col, row)][0].payload,
+                                                          self.classes(col, row), f"({col},{row})")
         return self.latents[(col, row)]
 
-    def forget_rows_before(self, row):
-        for key in [k for k in self.latents if k[1] < row]:
+    def task(self, col, row):
+        """(WindowJob, latent handles) of the window of tile (col, row); windows come row by row."""
+        for key in [k for k in self.latents if k[1] < row - 1]:  # rows that no later window reads
             del self.latents[key]
-
-    def window(self, col, row, progress, message):
-        """Decode the window of one tile: (8-bit image, blend weights, x, y) in raster pixels."""
-        import torch
-        from .codec.sampler import Cancelled
-        grid, m = self.grid, self.margin
+        grid, m, d = self.grid, self.margin, DOWNSCALE
         x0, y0, _, _ = grid.window(col, row)
         pw, ph = grid.padded(col, row)
-        left, right = self.has_data(col - 1, row), self.has_data(col + 1, row)
-        up, down = self.has_data(col, row - 1), self.has_data(col, row + 1)
+        feathered = (self.has_data(col - 1, row), self.has_data(col + 1, row),
+                     self.has_data(col, row - 1), self.has_data(col, row + 1))
+        left, right, up, down = feathered
         wx0 = x0 - (m if left else 0)
         wy0 = y0 - (m if up else 0)
         wx1 = x0 + pw + (min(m, grid.padded(col + 1, row)[0]) if right else 0)
         wy1 = y0 + ph + (min(m, grid.padded(col, row + 1)[1]) if down else 0)
-        channels = self.latent(col, row)[0].shape[0]
-        z = torch.zeros((1, channels, (wy1 - wy0) // DOWNSCALE, (wx1 - wx0) // DOWNSCALE))
         classes = np.zeros((wy1 - wy0, wx1 - wx0), np.uint8)
-        for c in range(col - 1, col + 2):
-            for r in range(row - 1, row + 2):
-                if (c, r) not in self.tiles:
-                    continue
-                tx0, ty0, _, _ = grid.window(c, r)
-                tpw, tph = grid.padded(c, r)
-                xa, xb, ya, yb = max(wx0, tx0), min(wx1, tx0 + tpw), max(wy0, ty0), min(wy1, ty0 + tph)
-                if xa >= xb or ya >= yb:
-                    continue
-                classes[ya - wy0:yb - wy0, xa - wx0:xb - wx0] = self.classes(c, r)[ya - ty0:yb - ty0, xa - tx0:xb - tx0]
-                latent, _ = self.latent(c, r)
-                if latent is not None:
-                    d = DOWNSCALE
-                    z[0, :, (ya - wy0) // d:(yb - wy0) // d, (xa - wx0) // d:(xb - wx0) // d] = \
-                        latent[:, (ya - ty0) // d:(yb - ty0) // d, (xa - tx0) // d:(xb - tx0) // d]
-        if self.steps > 0:
-            noise = PositionalNoise(self.seed, wx0 // DOWNSCALE, wy0 // DOWNSCALE, grid.tile // DOWNSCALE)
-
-            def callback(i, total):
-                if self.cancel is not None and self.cancel():
-                    raise Cancelled()
-                progress((i + 1) / total, message)
-            try:
-                z = self.model.sample(z, classes, self.steps, noise=noise, callback=callback)
-            except Cancelled as exc:
-                raise CancelledByUser("Canceled: nothing was written.") from exc
-        image = self.model.latent_to_image(z)
-        weight = np.outer(ramp(wy1 - wy0, up, down, m), ramp(wx1 - wx0, left, right, m))
-        return image, weight, wx0, wy0
+        pieces, latents = [], []
+        # The window's own tile first: decode_window takes the latent channels from it.
+        for c, r in [(col, row)] + [(c, r) for r in range(row - 1, row + 2) for c in range(col - 1, col + 2)
+                                    if (c, r) != (col, row)]:
+            if (c, r) not in self.tiles:
+                continue
+            tx0, ty0, _, _ = grid.window(c, r)
+            tpw, tph = grid.padded(c, r)
+            xa, xb, ya, yb = max(wx0, tx0), min(wx1, tx0 + tpw), max(wy0, ty0), min(wy1, ty0 + tph)
+            if xa >= xb or ya >= yb:
+                continue
+            classes[ya - wy0:yb - wy0, xa - wx0:xb - wx0] = self.classes(c, r)[ya - ty0:yb - ty0, xa - tx0:xb - tx0]
+            if self.has_data(c, r):
+                pieces.append(((slice((ya - wy0) // d, (yb - wy0) // d), slice((xa - wx0) // d, (xb - wx0) // d)),
+                               (slice((ya - ty0) // d, (yb - ty0) // d), slice((xa - tx0) // d, (xb - tx0) // d))))
+                latents.append(self.latent(c, r))
+        job = WindowJob(wx0, wy0, wx1, wy1, classes, pieces, feathered, m, self.steps, self.seed, grid.tile // d)
+        return job, latents
 
 
 def _output_profile(head, geo, transform, x0, y0, width, height):
