@@ -25,7 +25,6 @@ from torch.func import functional_call
 from compressai.ans import BufferedRansEncoder, RansDecoder
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.models import CompressionModel
-from compressai.ops import quantize_ste
 
 from .classes import NUM_CLASSES
 from .errors import MAGCError
@@ -132,9 +131,11 @@ class LatentCompressionModule(CompressionModel):
         for i, y_slice in enumerate(y.chunk(self.num_slices, dim=1)):
             mu = self.cc_mean[i](torch.cat([latent_means, *y_hat_slices], dim=1))
             sigma = self.cc_scale[i](torch.cat([latent_scales, *y_hat_slices], dim=1))
-            _, likelihood = self.gaussian_conditional(y_slice, sigma, mu)
+            # Training: y plus uniform noise for the rate and the decoder alike. Rounding with a
+            # straight-through gradient traps a small y in the rounding dead zone: it never carries bits.
+            y_hat_slice, likelihood = self.gaussian_conditional(y_slice, sigma, mu)
             y_likelihoods.append(likelihood)
-            y_hat_slices.append(quantize_ste(y_slice - mu) + mu)
+            y_hat_slices.append(y_hat_slice)
         latent_hat = self.g_s(torch.cat(y_hat_slices, dim=1), maps)
         return {"latent_hat": latent_hat,
                 "likelihoods": {"y": torch.cat(y_likelihoods, dim=1), "z": z_likelihoods}}

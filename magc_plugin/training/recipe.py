@@ -39,8 +39,9 @@ RATES = {
     "medium": 0.045,
     "high": 0.1,
 }
-LAMBDA_START, LAMBDA_WARMUP, LAMBDA_GAIN = 0.3, 100, 0.02
-CPU_STEPS = {"ae": 100, "lcm": 500, "denoiser": 1200}
+LAMBDA_START, LAMBDA_WARMUP, LAMBDA_GAIN = 8.0, 100, 0.02
+LCM_LR = 5e-4
+CPU_STEPS = {"ae": 100, "lcm": 600, "denoiser": 1200}
 # On a CPU the denoiser gets more, smaller updates in the same time.
 CPU_DENOISER_BATCH = 8
 GPU_STEPS = {"ae": 4000, "lcm": 20000, "denoiser": 60000}
@@ -218,7 +219,7 @@ class Trainer:
         params = nets + density
         # The hyper-latent's factorized density starts wide (~5 bits a symbol); at the nets' learning
         # rate it would stay so for thousands of steps, a rate floor far above the targets.
-        opt = torch.optim.Adam([{"params": nets, "lr": 2e-4}, {"params": density, "lr": 5e-3}])
+        opt = torch.optim.Adam([{"params": nets, "lr": LCM_LR}, {"params": density, "lr": 5e-3}])
         aux_opt = torch.optim.Adam(aux, lr=1e-2)
         start, lam, bpp_avg = 0, LAMBDA_START, target
         if state:
