@@ -229,18 +229,19 @@ def demo(model=None):
 
 
 def _demo_sample(out_dir):
-    """(venv) Write the demo image: a stitched block of Zanzibar OAM tiles with their OSM buildings, else a scene."""
+    """(venv) Write the demo image: a stitched block of held-out Catanduanes OAM tiles with their OSM buildings
+    (never seen in training), else a scene."""
     import numpy as np
     import rasterio
     from PIL import Image
     from rasterio.transform import from_origin
 
     out_dir = Path(out_dir)
-    zanzibar = SHARED_DATA / "oam-osm-buildings" / "zanzibar_tz"
+    region = SHARED_DATA / "oam-osm-buildings" / "catanduanes_ph"
     n, half = 2, 20037508.342789244
-    tiles = {tuple(int(v) for v in p.stem.split("-")[1:3]): p for p in (zanzibar / "images").glob("OAM-*-21.png")}
+    tiles = {tuple(int(v) for v in p.stem.split("-")[1:3]): p for p in (region / "images").glob("OAM-*-21.png")}
     def buildings(x, y):  # size of the tile's clipped OSM buildings: a proxy for how built-up it is
-        label = zanzibar / "labels_per_tile" / f"OAM-{x}-{y}-21.geojson"
+        label = region / "labels_per_tile" / f"OAM-{x}-{y}-21.geojson"
         return label.stat().st_size if label.exists() else 0
 
     blocks = [t for t in tiles if all((t[0] + i, t[1] + j) in tiles for i in range(n) for j in range(n))]
@@ -253,8 +254,8 @@ def _demo_sample(out_dir):
         mosaic = np.concatenate([np.concatenate([np.asarray(Image.open(tiles[(x + i, y + j)]).convert("RGB"))
                                                  for i in range(n)], axis=1) for j in range(n)], axis=0)
         transform, crs = from_origin(-half + x * size, half - y * size, size / 256, size / 256), "EPSG:3857"
-        sample = {"buildings": str(zanzibar / "labels_osm_buildings.geojson"),
-                  "description": f"the most built-up block of Zanzibar OAM zoom-21 tiles {x}..{x + n - 1} x "
+        sample = {"buildings": str(region / "labels_osm_buildings.geojson"),
+                  "description": f"the most built-up block of Catanduanes OAM zoom-21 tiles {x}..{x + n - 1} x "
                                  f"{y}..{y + n - 1} (OpenAerialMap CC-BY 4.0) with OSM buildings (ODbL)"}
     else:
         mosaic, transform, crs, buildings = _synthetic_scene(out_dir)

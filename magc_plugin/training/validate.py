@@ -104,7 +104,9 @@ def model_card(config, results, n, steps):
         "- Augmentation: random crops and the 8 flips/rotations.", "",
         "## Training",
         f"- Hardware: {t.get('hardware', '?')} on device `{t.get('device', '?')}` (no GPU was available for this run).",
-        f"- Steps: {t.get('steps')}; batch {t.get('batch')} (denoiser {t.get('denoiser_batch')}); seed {t.get('seed')}; rate lambdas {t.get('rates_lambda')}.",
+        f"- Steps: {t.get('steps')}; batch {t.get('batch')} (denoiser {t.get('denoiser_batch')}); seed {t.get('seed')}.",
+        "- Rate presets (target bpp on 128-pixel training crops -> lambda reached by the steering): "
+        + ", ".join(f"{r} {c.get('target_bpp')} -> {c.get('lambda', float('nan')):.2f}" for r, c in config["rates"].items()) + ".",
         f"- Wall time per stage (s): {t.get('seconds')}.",
         "- Stage 1 loss: lambda * MSE(latent) + bpp; stage 2: epsilon MSE, EMA weights, latent_tilde from the frozen "
         "LCMs (one denoiser shared by every rate).", "",
