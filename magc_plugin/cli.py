@@ -1,13 +1,17 @@
-"""Command line: python -m magc_plugin compress|decompress|rasterize|evaluate|info.
+"""Command line: python -m magc_plugin compress|decompress|batch-compress|batch-decompress|rasterize|evaluate|info.
 
     python -m magc_plugin compress IN.tif OUT.magc --vectors osm.gpkg --layer-class building=bld.geojson
     python -m magc_plugin decompress OUT.magc DECODED.tif --vectors osm.gpkg --layer-class building=bld.geojson
     python -m magc_plugin rasterize IN.tif CLASSES.tif --vectors osm.gpkg
     python -m magc_plugin info OUT.magc
+    python -m magc_plugin batch-compress FOLDER_OR_FILES... --output-folder OUT --scheduler tcp://host:8786
+    python -m magc_plugin batch-decompress OUT --output-folder DECODED --workers 4
 
 Vector files (any format fiona reads, any CRS) are classified feature by feature from
 OpenStreetMap tags (--vectors) or mapped to one class per file (--layer-class).
-Errors are one line on stderr with exit status 2.
+Errors are one line on stderr with exit status 2. The batch commands run on a Dask cluster
+(a local one without --scheduler), print a JSON report, and exit with status 1 when some
+rasters failed (one line each on stderr) while the others were written.
 """
 import argparse
 import json
@@ -154,6 +158,46 @@ def cmd_decompress(args):
     return report
 
 
+def batch_run(args, batch):
+    """Run a batch function of magc_plugin.distributed on the cluster the arguments name."""
+    from . import distributed
+    guidance = guidance_from_args(args)
+    resources = dict(parse_resource(r) for r in args.resources or [])
+    with distributed.connect(args.scheduler, args.workers) as client:
+        report = batch(args.inputs, args.output_folder, guidance, args.model, client, device=args.device,
+                       resources=resources or None, progress=progress_printer(args.quiet))
+    for entry in report["files"]:
+        if "error" in entry:
+            print(f"magc: error: {entry['input']}: {entry['error']}", file=sys.stderr)
+    report_guidance(guidance)
+    return report
+
+
+def parse_resource(item):
+    name, sep, amount = item.partition("=")
+    try:
+        return name, float(amount)
+    except ValueError:
+        raise MAGCError(f"--resources takes NAME=AMOUNT, such as GPU=1; got {item!r}.") from None
+
+
+def cmd_batch_compress(args):
+    from .distributed import batch_compress
+
+    def batch(*a, **kw):
+        return batch_compress(*a, tile_size=args.tile_size, embed_guidance=args.embed_guidance,
+                              rate=None if args.rate == "default" else args.rate, **kw)
+    return batch_run(args, batch)
+
+
+def cmd_batch_decompress(args):
+    from .distributed import batch_decompress
+
+    def batch(*a, **kw):
+        return batch_decompress(*a, steps=args.steps, seed=args.seed, strict_guidance=args.strict_guidance, **kw)
+    return batch_run(args, batch)
+
+
 def cmd_rasterize(args):
     """The class raster on the grid of IN, written strip by strip with a colour table."""
     from rasterio.windows import Window
@@ -210,15 +254,31 @@ def build_parser():
         p.add_argument("--device", default="auto", help="auto, cpu or cuda")
         p.add_argument("--quiet", action="store_true", help="no progress display")
 
+    def encoder_options(p):
+        p.add_argument("--rate", default="default", help="rate preset of the model (low, medium, high...)")
+        p.add_argument("--tile-size", type=int, default=512)
+        p.add_argument("--embed-guidance", action="store_true", help="store the class raster in the file (costs bits)")
+
+    def decoder_options(p):
+        p.add_argument("--steps", type=int, default=20)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--strict-guidance", action="store_true", help="fail if the map differs from the encoder's")
+
+    def batch_options(p, what):
+        p.add_argument("inputs", nargs="+", metavar="INPUT", help=f"{what} files, or folders holding them")
+        p.add_argument("--output-folder", "-o", required=True, help="where the outputs go (same names)")
+        p.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786); default: a local cluster")
+        p.add_argument("--workers", type=int, help="local cluster: worker processes (default: one per CPU core)")
+        p.add_argument("--resources", nargs="+", metavar="NAME=AMOUNT",
+                       help="what each task needs of the workers' --resources, such as GPU=1")
+
     p = sub.add_parser("compress", help="raster + vector map -> .magc")
     p.add_argument("input")
     p.add_argument("output")
     guidance_options(p)
     model_options(p)
-    p.add_argument("--rate", default="default", help="rate preset of the model (low, medium, high...)")
-    p.add_argument("--tile-size", type=int, default=512)
+    encoder_options(p)
     p.add_argument("--bands", type=int, nargs="+", help="source bands coded as red green blue (one band: grey)")
-    p.add_argument("--embed-guidance", action="store_true", help="store the class raster in the file (costs bits)")
     p.set_defaults(run=cmd_compress)
 
     p = sub.add_parser("decompress", help=".magc + the same vector map -> GeoTIFF")
@@ -226,12 +286,24 @@ def build_parser():
     p.add_argument("output")
     guidance_options(p)
     model_options(p)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--seed", type=int, default=0)
+    decoder_options(p)
     p.add_argument("--extent", type=float, nargs=4, metavar=("XMIN", "YMIN", "XMAX", "YMAX"),
                    help="decode only this region (in the raster's CRS)")
-    p.add_argument("--strict-guidance", action="store_true", help="fail if the map differs from the encoder's")
     p.set_defaults(run=cmd_decompress)
+
+    p = sub.add_parser("batch-compress", help="rasters (or folders of them) -> .magc files, on a Dask cluster")
+    batch_options(p, "raster")
+    guidance_options(p)
+    model_options(p)
+    encoder_options(p)
+    p.set_defaults(run=cmd_batch_compress)
+
+    p = sub.add_parser("batch-decompress", help=".magc files (or folders of them) -> GeoTIFFs, on a Dask cluster")
+    batch_options(p, ".magc")
+    guidance_options(p)
+    model_options(p)
+    decoder_options(p)
+    p.set_defaults(run=cmd_batch_decompress)
 
     p = sub.add_parser("rasterize", help="vector map -> class raster on a raster's grid")
     p.add_argument("input")
@@ -279,4 +351,4 @@ def main(argv=None):
     if progress_printer(getattr(args, "quiet", True)):
         print(file=sys.stderr)
     print(json.dumps(result, indent=2, default=str))
-    return 0
+    return 1 if result.get("failed") else 0  # a batch where some rasters failed

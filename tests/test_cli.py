@@ -56,7 +56,7 @@ def osm_roads(tmp_path):
 def run(capsys, *argv):
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
-    return code, (json.loads(out) if code == 0 else None), err
+    return code, (json.loads(out) if code in (0, 1) else None), err  # 1: a batch where some rasters failed
 
 
 def test_rasterize_reprojects_guidance(capsys, raster, buildings, osm_roads, tmp_path):
@@ -109,6 +109,32 @@ def test_guidance_that_does_not_overlap_warns(capsys, raster, tmp_path):
 def test_errors_are_one_line(capsys, raster, tmp_path, argv, message):
     code, _, err = run(capsys, *(a.format(tmp=tmp_path, raster=raster) for a in argv))
     assert code == 2 and message in err and err.startswith("magc: error:") and err.count("\n") == 1
+
+
+def test_batch_commands_on_a_local_cluster(capsys, raster, buildings, tiny_model_dir, tmp_path):
+    """One worker process; a broken raster is reported on its own line, the other is written and decodes."""
+    pytest.importorskip("distributed")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "good.tif").write_bytes(raster.read_bytes())
+    (tmp_path / "in" / "broken.tif").write_bytes(b"II*\x00 not really a tiff")
+    common = ["--layer-class", f"building={buildings}", "--model", tiny_model_dir, "--device", "cpu", "--quiet",
+              "--workers", 1]
+    code, report, err = run(capsys, "batch-compress", tmp_path / "in", "-o", tmp_path / "magc", "--tile-size", 64,
+                            *common)
+    assert code == 1 and (report["succeeded"], report["failed"]) == (1, 1)
+    errors = [line for line in err.splitlines() if line.startswith("magc: error:")]
+    assert len(errors) == 1 and "broken.tif: Cannot read the raster" in errors[0]
+    code, report, _ = run(capsys, "batch-decompress", tmp_path / "magc", "-o", tmp_path / "tif", "--steps", 1,
+                          *common)
+    assert code == 0 and report["files"][0]["report"]["guidance_mismatch"] == []
+    with rasterio.open(tmp_path / "tif" / "good.tif") as out:
+        assert (out.width, out.height, out.crs) == (128, 96, CRS)
+
+
+def test_batch_scheduler_that_does_not_answer(capsys, raster, tmp_path):
+    pytest.importorskip("distributed")
+    code, _, err = run(capsys, "batch-compress", raster, "-o", tmp_path, "--scheduler", "tcp://127.0.0.1:9")
+    assert code == 2 and err.startswith("magc: error: No Dask scheduler answers") and err.count("\n") == 1
 
 
 def test_module_entry_point_without_traceback(tmp_path):
