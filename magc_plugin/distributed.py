@@ -46,7 +46,7 @@ RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".img", ".vrt", ".png")
 class ModelSpec:
     """What a worker needs to load the model itself."""
     model: str               # a model folder (as the workers see it) or a shipped preset name
-    rate: str
+    rate: str                # None: the model's default rate
     device: str
 
 
@@ -58,7 +58,9 @@ def worker_model(spec):
     """The model of `spec` in this worker process: loaded on first use, then kept."""
     with _models_lock:
         if spec not in _models:
-            _models[spec] = tiling.load_model(spec.model, spec.rate, spec.device)
+            model = tiling.load_model(spec.model, spec.rate, spec.device)
+            # The default rate (None, when compressing) and its name (read from a file) share one model.
+            _models[spec] = _models.setdefault(ModelSpec(spec.model, model.rate, spec.device), model)
         return _models[spec]
 
 

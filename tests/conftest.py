@@ -127,3 +127,13 @@ def magc_provider(qgis_processing):
         magc_provider.instance = MAGCProvider()
         registry.addProvider(magc_provider.instance)
     return registry.providerById(MAGCProvider.ID)
+
+
+# -- Dask scale-out (magc_plugin.distributed) ---------------------------------------------------
+@pytest.fixture(scope="session")
+def dask_client():
+    """A Dask client on a local cluster of 2 worker processes, on the loopback interface."""
+    pytest.importorskip("distributed")
+    from magc_plugin.distributed import connect
+    with connect(workers=2) as client:
+        yield client

@@ -18,10 +18,9 @@ TILE = 128
 STEPS = 2
 
 
-@pytest.fixture(scope="module")
-def client():
-    with distributed.connect(workers=2) as client:
-        yield client
+@pytest.fixture
+def client(dask_client):
+    return dask_client
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ from magc_plugin.plugin import plugin_file, translation_file
 from magc_plugin.processing.provider import ALGORITHMS, MAGCProvider
 
 ROOT = Path(__file__).resolve().parents[1]
-ALGORITHM_IDS = {"compressraster", "decompressraster", "rasterizeguidance", "evaluate", "diagnostics"}
+ALGORITHM_IDS = {"compressraster", "decompressraster", "batchcompressfolder", "batchdecompressfolder",
+                 "rasterizeguidance", "evaluate", "diagnostics"}
 
 
 def registered():

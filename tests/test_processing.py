@@ -256,6 +256,65 @@ def test_real_oam_tile_round_trip(magc_provider, tiling, tiny_model_dir, tmp_pat
     assert read(out["OUTPUT"]).shape == (256, 256)
 
 
+# -- Batch compress / decompress folder on Dask -------------------------------------------------
+def test_batch_folder_round_trip_on_a_scheduler(magc_provider, tiling, tiny_model_dir, dask_client, buildings_layer,
+                                               tmp_path):
+    """Two rasters and a broken one: the broken one is reported, the others match the single-raster tools."""
+    (tmp_path / "in").mkdir()
+    write_raster(tmp_path / "in" / "a.tif")
+    write_raster(tmp_path / "in" / "b.tif", 128, 64)
+    (tmp_path / "in" / "broken.tif").write_bytes(b"II*\x00 not really a tiff")
+    common = {"MODEL": str(tiny_model_dir), "DEVICE": "cpu", "BUILDINGS": buildings_layer,
+              "SCHEDULER": dask_client.scheduler.address}
+    feedback = RecordingFeedback()
+    packed = run("magc:batchcompressfolder", {"INPUT": str(tmp_path / "in"), "TILE_SIZE": 128,
+                                              "OUTPUT": str(tmp_path / "magc"), **common}, feedback)
+    assert (packed["SUCCEEDED"], packed["FAILED"]) == (2, 1)
+    assert any(w.startswith("broken.tif failed: Cannot read the raster") for w in feedback.warnings)
+    report = json.loads(open(packed["REPORT"]).read())
+    assert [f.get("error") is None for f in report["files"]] == [True, True, False]
+    single = compress(tmp_path / "in" / "a.tif", tiny_model_dir, tmp_path / "single.magc",
+                      BUILDINGS=buildings_layer)
+    assert (tmp_path / "magc" / "a.magc").read_bytes() == open(single["OUTPUT"], "rb").read()
+
+    decoded = run("magc:batchdecompressfolder", {"INPUT": packed["OUTPUT"], "STEPS": 1,
+                                                 "OUTPUT": str(tmp_path / "tif"), **common})
+    assert (decoded["SUCCEEDED"], decoded["FAILED"]) == (2, 0)
+    with rasterio.open(tmp_path / "tif" / "b.tif") as out:
+        assert (out.width, out.height, out.crs.to_string()) == (128, 64, RASTER_CRS)
+
+
+class CancelOnFirstTile(QgsProcessingFeedback):
+    """Cancels once a tile is done, from the thread that reports it (a signal would be queued to the main
+    thread, which in a test runs no event loop; in QGIS the dialog's button sets the flag)."""
+
+    def setProgress(self, progress):  # noqa: N802 (QGIS's name)
+        super().setProgress(progress)
+        if progress > 0:
+            self.cancel()
+
+
+def test_batch_cancel(magc_provider, tiling, tiny_model_dir, dask_client, raster_path, tmp_path):
+    with pytest.raises(QgsProcessingException, match="Canceled"):
+        run("magc:batchcompressfolder", {"INPUT": str(raster_path.parent), "MODEL": str(tiny_model_dir),
+                                         "TILE_SIZE": 64, "SCHEDULER": dask_client.scheduler.address,
+                                         "OUTPUT": str(tmp_path / "magc")}, CancelOnFirstTile())
+    assert not list((tmp_path / "magc").glob("*.magc"))
+
+
+def test_batch_scheduler_that_does_not_answer(magc_provider, tiling, raster_path, tmp_path):
+    pytest.importorskip("distributed")
+    with pytest.raises(QgsProcessingException, match="No Dask scheduler answers at tcp://127.0.0.1:9"):
+        run("magc:batchcompressfolder", {"INPUT": str(raster_path.parent), "SCHEDULER": "tcp://127.0.0.1:9",
+                                         "OUTPUT": str(tmp_path / "magc")})
+
+
+def test_batch_without_dask_says_what_to_install(magc_provider, tiling, raster_path, tmp_path, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "distributed", None)  # as if dask were not installed
+    with pytest.raises(QgsProcessingException, match="package 'distributed'.*requirements.txt"):
+        run("magc:batchdecompressfolder", {"INPUT": str(tmp_path), "OUTPUT": str(tmp_path / "out")})
+
+
 # -- Evaluate -------------------------------------------------------------------------------
 def test_evaluate(magc_provider, raster_path, tmp_path):
     require_module("magc_plugin.evaluation.metrics")

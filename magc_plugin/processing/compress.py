@@ -19,12 +19,38 @@ def rate_options():
     return ("default",) + rates
 
 
-class CompressRaster(MAGCAlgorithm):
-    INPUT = "INPUT"
-    BANDS = "BANDS"
+class EncoderParameters:
+    """Rate preset, tile size and embedded guidance: shared by Compress raster and Batch compress folder."""
     RATE = "RATE"
     TILE_SIZE = "TILE_SIZE"
     EMBED_GUIDANCE = "EMBED_GUIDANCE"
+
+    def add_encoder_parameters(self):
+        rate = QgsProcessingParameterEnum(self.RATE, self.tr("Bitrate preset"), options=list(rate_options()),
+                                          defaultValue="default")
+        rate.setUsesStaticStrings(True)
+        self.add(rate, self.tr("The model's rate preset: lower rates give smaller files and more invented detail. "
+                               "'default' is the model's default preset."))
+        self.add(QgsProcessingParameterNumber(self.TILE_SIZE, self.tr("Tile size (pixels)"),
+                                              QgsProcessingParameterNumber.Integer, 512, minValue=64, maxValue=4096),
+                 self.tr("Side of the tiles coded one at a time (a multiple of 64). Smaller tiles use less memory."),
+                 advanced=True)
+        self.add(QgsProcessingParameterBoolean(self.EMBED_GUIDANCE, self.tr("Embed the guidance map in the file"),
+                                               defaultValue=False),
+                 self.tr("Store the rasterized map in the file (it costs bits) so that it decodes without the "
+                         "vector layers."), advanced=True)
+
+    def encoder_options(self, parameters, context):
+        """The keyword arguments of tiling.compress_raster that these parameters set."""
+        rate = self.parameterAsEnumString(parameters, self.RATE, context)
+        return {"rate": None if rate == "default" else rate,
+                "tile_size": self.parameterAsInt(parameters, self.TILE_SIZE, context),
+                "embed_guidance": self.parameterAsBool(parameters, self.EMBED_GUIDANCE, context)}
+
+
+class CompressRaster(EncoderParameters, MAGCAlgorithm):
+    INPUT = "INPUT"
+    BANDS = "BANDS"
     OUTPUT = "OUTPUT"
     REPORT_KEYS = ("BYTES", "BPP", "PIXELS", "TILES", "SECONDS")
 
@@ -48,19 +74,7 @@ class CompressRaster(MAGCAlgorithm):
                  self.tr("Three bands to code as red, green and blue. Empty: bands 1, 2, 3 (one band: grey)."),
                  advanced=True)
         self.add_guidance_parameters()
-        rate = QgsProcessingParameterEnum(self.RATE, self.tr("Bitrate preset"), options=list(rate_options()),
-                                          defaultValue="default")
-        rate.setUsesStaticStrings(True)
-        self.add(rate, self.tr("The model's rate preset: lower rates give smaller files and more invented detail. "
-                               "'default' is the model's default preset."))
-        self.add(QgsProcessingParameterNumber(self.TILE_SIZE, self.tr("Tile size (pixels)"),
-                                              QgsProcessingParameterNumber.Integer, 512, minValue=64, maxValue=4096),
-                 self.tr("Side of the tiles coded one at a time (a multiple of 64). Smaller tiles use less memory."),
-                 advanced=True)
-        self.add(QgsProcessingParameterBoolean(self.EMBED_GUIDANCE, self.tr("Embed the guidance map in the file"),
-                                               defaultValue=False),
-                 self.tr("Store the rasterized map in the file (it costs bits) so that it decodes without the "
-                         "vector layers."), advanced=True)
+        self.add_encoder_parameters()
         self.add_model_parameters()
         self.add(QgsProcessingParameterFileDestination(self.OUTPUT, self.tr("Compressed file"),
                                                        self.tr("MAGC files (*.magc)")),
@@ -73,22 +87,19 @@ class CompressRaster(MAGCAlgorithm):
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         src = raster_path(layer)
         bands = self.parameterAsInts(parameters, self.BANDS, context) or None
-        rate = self.parameterAsEnumString(parameters, self.RATE, context)
-        tile_size = self.parameterAsInt(parameters, self.TILE_SIZE, context)
-        embed = self.parameterAsBool(parameters, self.EMBED_GUIDANCE, context)
+        options = self.encoder_options(parameters, context)
         model_path, device = self.model_and_device(parameters, context)
         output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         guidance = self.guidance(parameters, context, feedback)
         if not guidance:
             feedback.reportError(self.tr("No guidance layer given: the codec works without a map, but with less "
                                          "detail."), fatalError=False)
-        feedback.pushInfo(self.tr("Model {}, rate preset '{}', device {}").format(model_path, rate, device))
+        feedback.pushInfo(self.tr("Model {}, rate preset '{}', device {}").format(
+            model_path, options["rate"] or "default", device))
         with self.core_errors(feedback):
             from .. import tiling
-            report = tiling.compress_raster(src, output, guidance, model_path, bands=bands, tile_size=tile_size,
-                                            embed_guidance=embed, rate=None if rate == "default" else rate,
-                                            device=device, progress=self.progress(feedback),
-                                            cancel=feedback.isCanceled)
+            report = tiling.compress_raster(src, output, guidance, model_path, bands=bands, device=device,
+                                            progress=self.progress(feedback), cancel=feedback.isCanceled, **options)
         self.report_guidance(guidance, feedback)
         feedback.pushInfo(self.tr("Wrote {}: {} bytes, {:.4f} bpp for {} pixels in {} tiles, {:.1f} s").format(
             output, report["bytes"], report["bpp"], report["pixels"], report["tiles"], report["seconds"]))

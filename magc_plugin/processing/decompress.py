@@ -6,12 +6,35 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterBoolean,
 from .base import MAGCAlgorithm
 
 
-class DecompressRaster(MAGCAlgorithm):
-    INPUT = "INPUT"
+class DecoderParameters:
+    """Diffusion steps, seed and strict guidance: shared by Decompress raster and Batch decompress folder."""
     STEPS = "STEPS"
     SEED = "SEED"
-    EXTENT = "EXTENT"
     STRICT_GUIDANCE = "STRICT_GUIDANCE"
+
+    def add_decoder_parameters(self):
+        self.add(QgsProcessingParameterNumber(self.STEPS, self.tr("Diffusion steps"),
+                                              QgsProcessingParameterNumber.Integer, 20, minValue=1, maxValue=1000),
+                 self.tr("More steps: finer texture, slower decoding."))
+        self.add(QgsProcessingParameterNumber(self.SEED, self.tr("Seed"), QgsProcessingParameterNumber.Integer, 0,
+                                              minValue=0),
+                 self.tr("Seed of the decoder's noise: the same file, map and seed always give the same image."),
+                 advanced=True)
+        self.add(QgsProcessingParameterBoolean(self.STRICT_GUIDANCE, self.tr("Stop if the guidance differs"),
+                                               defaultValue=False),
+                 self.tr("Fail instead of warning when the guidance map differs from the one used to compress."),
+                 advanced=True)
+
+    def decoder_options(self, parameters, context):
+        """The keyword arguments of tiling.decompress_raster that these parameters set."""
+        return {"steps": self.parameterAsInt(parameters, self.STEPS, context),
+                "seed": self.parameterAsInt(parameters, self.SEED, context),
+                "strict_guidance": self.parameterAsBool(parameters, self.STRICT_GUIDANCE, context)}
+
+
+class DecompressRaster(DecoderParameters, MAGCAlgorithm):
+    INPUT = "INPUT"
+    EXTENT = "EXTENT"
     OUTPUT = "OUTPUT"
     REPORT_KEYS = ("PIXELS", "TILES", "SECONDS")
 
@@ -30,19 +53,9 @@ class DecompressRaster(MAGCAlgorithm):
         self.add(QgsProcessingParameterFile(self.INPUT, self.tr("Compressed file"), extension="magc"),
                  self.tr("A .magc file written by 'Compress raster'."))
         self.add_guidance_parameters()
-        self.add(QgsProcessingParameterNumber(self.STEPS, self.tr("Diffusion steps"),
-                                              QgsProcessingParameterNumber.Integer, 20, minValue=1, maxValue=1000),
-                 self.tr("More steps: finer texture, slower decoding."))
-        self.add(QgsProcessingParameterNumber(self.SEED, self.tr("Seed"), QgsProcessingParameterNumber.Integer, 0,
-                                              minValue=0),
-                 self.tr("Seed of the decoder's noise: the same file, map and seed always give the same image."),
-                 advanced=True)
+        self.add_decoder_parameters()
         self.add(QgsProcessingParameterExtent(self.EXTENT, self.tr("Extent to decode"), optional=True),
                  self.tr("Decode only the tiles that cover this extent. Empty: the whole raster."), advanced=True)
-        self.add(QgsProcessingParameterBoolean(self.STRICT_GUIDANCE, self.tr("Stop if the guidance differs"),
-                                               defaultValue=False),
-                 self.tr("Fail instead of warning when the guidance map differs from the one used to compress."),
-                 advanced=True)
         self.add_model_parameters()
         self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Decoded raster")),
                  self.tr("The decoded GeoTIFF."))
@@ -51,9 +64,7 @@ class DecompressRaster(MAGCAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
         src = self.parameterAsFile(parameters, self.INPUT, context)
-        steps = self.parameterAsInt(parameters, self.STEPS, context)
-        seed = self.parameterAsInt(parameters, self.SEED, context)
-        strict = self.parameterAsBool(parameters, self.STRICT_GUIDANCE, context)
+        options = self.decoder_options(parameters, context)
         model_path, device = self.model_and_device(parameters, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         guidance = self.guidance(parameters, context, feedback)
@@ -62,9 +73,9 @@ class DecompressRaster(MAGCAlgorithm):
         with self.core_errors(feedback):
             from .. import tiling
             extent = self.extent_in_file_crs(parameters, context, src)
-            report = tiling.decompress_raster(src, output, guidance or None, model_path, steps=steps, seed=seed,
-                                              extent=extent, strict_guidance=strict, device=device,
-                                              progress=self.progress(feedback), cancel=feedback.isCanceled)
+            report = tiling.decompress_raster(src, output, guidance or None, model_path, extent=extent,
+                                              device=device, progress=self.progress(feedback),
+                                              cancel=feedback.isCanceled, **options)
         self.report_guidance(guidance, feedback)
         feedback.pushInfo(self.tr("Wrote {}: {} pixels in {} tiles, {:.1f} s").format(
             output, report.get("pixels"), report.get("tiles"), report.get("seconds", 0.0)))

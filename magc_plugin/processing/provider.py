@@ -4,13 +4,16 @@ from qgis.PyQt.QtGui import QIcon
 
 from .. import __version__
 from ..plugin import plugin_file
+from .batch_compress import BatchCompressFolder
+from .batch_decompress import BatchDecompressFolder
 from .compress import CompressRaster
 from .decompress import DecompressRaster
 from .diagnostics import Diagnostics
 from .evaluate import Evaluate
 from .rasterize import RasterizeGuidance
 
-ALGORITHMS = (CompressRaster, DecompressRaster, RasterizeGuidance, Evaluate, Diagnostics)
+ALGORITHMS = (CompressRaster, DecompressRaster, BatchCompressFolder, BatchDecompressFolder, RasterizeGuidance, Evaluate,
+              Diagnostics)
 
 
 class MAGCProvider(QgsProcessingProvider):
