@@ -2,6 +2,212 @@
 <!DOCTYPE TS>
 <TS version="2.1" language="fr_FR" sourcelanguage="en">
 <context>
+    <name>BatchCompressFolder</name>
+    <message>
+        <source>Batch compress folder</source>
+        <translation>Compresser un dossier par lot</translation>
+    </message>
+    <message>
+        <source>Compresses every raster of a folder (.tif, .tiff, .jp2, .img, .vrt, .png) to a .magc file of the same name, on a Dask cluster: this computer's CPU cores, or the workers of a scheduler whose address you give. The files are the same as 'Compress raster' writes. A raster that fails is reported and skipped; the others are written. Give guidance layers that cover all the rasters.</source>
+        <translation>Compresse chaque raster d'un dossier (.tif, .tiff, .jp2, .img, .vrt, .png) en un fichier .magc du même nom, sur un cluster Dask : les cœurs de CPU de cet ordinateur, ou les workers d'un ordonnanceur dont vous donnez l'adresse. Les fichiers sont ceux qu'écrit « Compresser un raster ». Un raster en échec est signalé et ignoré ; les autres sont écrits. Donnez des couches de guidage qui couvrent tous les rasters.</translation>
+    </message>
+    <message>
+        <source>The folder of rasters to compress (not its subfolders).</source>
+        <translation>Le dossier des rasters à compresser (sans ses sous-dossiers).</translation>
+    </message>
+    <message>
+        <source>Where the .magc files and the batch report are written.</source>
+        <translation>Où sont écrits les fichiers .magc et le rapport du lot.</translation>
+    </message>
+    <message>
+        <source>Bitrate preset</source>
+        <translation>Débit prédéfini</translation>
+    </message>
+    <message>
+        <source>The model's rate preset: lower rates give smaller files and more invented detail. 'default' is the model's default preset.</source>
+        <translation>Le débit prédéfini du modèle : un débit plus bas donne des fichiers plus petits et plus de détails inventés. « default » est le débit par défaut du modèle.</translation>
+    </message>
+    <message>
+        <source>Tile size (pixels)</source>
+        <translation>Taille des tuiles (pixels)</translation>
+    </message>
+    <message>
+        <source>Side of the tiles coded one at a time (a multiple of 64). Smaller tiles use less memory.</source>
+        <translation>Côté des tuiles codées une à une (multiple de 64). Des tuiles plus petites utilisent moins de mémoire.</translation>
+    </message>
+    <message>
+        <source>Embed the guidance map in the file</source>
+        <translation>Inclure la carte de guidage dans le fichier</translation>
+    </message>
+    <message>
+        <source>Store the rasterized map in the file (it costs bits) so that it decodes without the vector layers.</source>
+        <translation>Stocker la carte rastérisée dans le fichier (cela coûte des bits) pour décoder sans les couches vecteur.</translation>
+    </message>
+    <message>
+        <source>Input folder</source>
+        <translation>Dossier en entrée</translation>
+    </message>
+    <message>
+        <source>Dask scheduler address</source>
+        <translation>Adresse de l'ordonnanceur Dask</translation>
+    </message>
+    <message>
+        <source>The address of a running Dask scheduler, such as tcp://server:8786, whose workers have MAGC, PyTorch and the model installed. Empty: a local cluster on this computer's CPU cores.</source>
+        <translation>L'adresse d'un ordonnanceur Dask en marche, comme tcp://server:8786, dont les workers ont MAGC, PyTorch et le modèle installés. Vide : un cluster local sur les cœurs de CPU de cet ordinateur.</translation>
+    </message>
+    <message>
+        <source>Local worker processes</source>
+        <translation>Processus workers locaux</translation>
+    </message>
+    <message>
+        <source>Worker processes of the local cluster (each loads the model once). 0: one per CPU core. Not used with a scheduler address.</source>
+        <translation>Processus workers du cluster local (chacun charge le modèle une fois). 0 : un par cœur de CPU. Ignoré avec une adresse d'ordonnanceur.</translation>
+    </message>
+    <message>
+        <source>Output folder</source>
+        <translation>Dossier en sortie</translation>
+    </message>
+    <message>
+        <source>Files written</source>
+        <translation>Fichiers écrits</translation>
+    </message>
+    <message>
+        <source>Files that failed</source>
+        <translation>Fichiers en échec</translation>
+    </message>
+    <message>
+        <source>Batch report (JSON)</source>
+        <translation>Rapport du lot (JSON)</translation>
+    </message>
+    <message>
+        <source>Connecting to the Dask scheduler at {}</source>
+        <translation>Connexion à l'ordonnanceur Dask à {}</translation>
+    </message>
+    <message>
+        <source>Starting a local Dask cluster</source>
+        <translation>Démarrage d'un cluster Dask local</translation>
+    </message>
+    <message>
+        <source>{} workers, {} threads</source>
+        <translation>{} workers, {} threads</translation>
+    </message>
+    <message>
+        <source>{} failed: {}</source>
+        <translation>Échec de {} : {}</translation>
+    </message>
+    <message>
+        <source>{} files written, {} failed, in {:.1f} s; report: {}</source>
+        <translation>{} fichiers écrits, {} en échec, en {:.1f} s ; rapport : {}</translation>
+    </message>
+    <message>
+        <source>No file could be coded: {}. See the log and {}.</source>
+        <translation>Aucun fichier n'a pu être codé : {}. Voir le journal et {}.</translation>
+    </message>
+</context>
+<context>
+    <name>BatchDecompressFolder</name>
+    <message>
+        <source>Batch decompress folder</source>
+        <translation>Décompresser un dossier par lot</translation>
+    </message>
+    <message>
+        <source>Decodes every .magc file of a folder into a GeoTIFF of the same name, on a Dask cluster: this computer's CPU cores, or the workers of a scheduler whose address you give (decoding is the slow part; GPU workers are much faster). The images are the same as 'Decompress raster' writes. A file that fails is reported and skipped. Give the guidance layers used to compress.</source>
+        <translation>Décode chaque fichier .magc d'un dossier en un GeoTIFF du même nom, sur un cluster Dask : les cœurs de CPU de cet ordinateur, ou les workers d'un ordonnanceur dont vous donnez l'adresse (le décodage est la partie lente ; des workers GPU sont bien plus rapides). Les images sont celles qu'écrit « Décompresser un raster ». Un fichier en échec est signalé et ignoré. Donnez les couches de guidage utilisées à la compression.</translation>
+    </message>
+    <message>
+        <source>The folder of .magc files to decode (not its subfolders).</source>
+        <translation>Le dossier des fichiers .magc à décoder (sans ses sous-dossiers).</translation>
+    </message>
+    <message>
+        <source>Where the GeoTIFFs and the batch report are written.</source>
+        <translation>Où sont écrits les GeoTIFF et le rapport du lot.</translation>
+    </message>
+    <message>
+        <source>Diffusion steps</source>
+        <translation>Étapes de diffusion</translation>
+    </message>
+    <message>
+        <source>More steps: finer texture, slower decoding.</source>
+        <translation>Plus d'étapes : texture plus fine, décodage plus lent.</translation>
+    </message>
+    <message>
+        <source>Seed</source>
+        <translation>Graine</translation>
+    </message>
+    <message>
+        <source>Seed of the decoder's noise: the same file, map and seed always give the same image.</source>
+        <translation>Graine du bruit du décodeur : le même fichier, la même carte et la même graine donnent toujours la même image.</translation>
+    </message>
+    <message>
+        <source>Stop if the guidance differs</source>
+        <translation>Arrêter si le guidage diffère</translation>
+    </message>
+    <message>
+        <source>Fail instead of warning when the guidance map differs from the one used to compress.</source>
+        <translation>Échouer au lieu d'avertir quand la carte de guidage diffère de celle utilisée à la compression.</translation>
+    </message>
+    <message>
+        <source>Input folder</source>
+        <translation>Dossier en entrée</translation>
+    </message>
+    <message>
+        <source>Dask scheduler address</source>
+        <translation>Adresse de l'ordonnanceur Dask</translation>
+    </message>
+    <message>
+        <source>The address of a running Dask scheduler, such as tcp://server:8786, whose workers have MAGC, PyTorch and the model installed. Empty: a local cluster on this computer's CPU cores.</source>
+        <translation>L'adresse d'un ordonnanceur Dask en marche, comme tcp://server:8786, dont les workers ont MAGC, PyTorch et le modèle installés. Vide : un cluster local sur les cœurs de CPU de cet ordinateur.</translation>
+    </message>
+    <message>
+        <source>Local worker processes</source>
+        <translation>Processus workers locaux</translation>
+    </message>
+    <message>
+        <source>Worker processes of the local cluster (each loads the model once). 0: one per CPU core. Not used with a scheduler address.</source>
+        <translation>Processus workers du cluster local (chacun charge le modèle une fois). 0 : un par cœur de CPU. Ignoré avec une adresse d'ordonnanceur.</translation>
+    </message>
+    <message>
+        <source>Output folder</source>
+        <translation>Dossier en sortie</translation>
+    </message>
+    <message>
+        <source>Files written</source>
+        <translation>Fichiers écrits</translation>
+    </message>
+    <message>
+        <source>Files that failed</source>
+        <translation>Fichiers en échec</translation>
+    </message>
+    <message>
+        <source>Batch report (JSON)</source>
+        <translation>Rapport du lot (JSON)</translation>
+    </message>
+    <message>
+        <source>Connecting to the Dask scheduler at {}</source>
+        <translation>Connexion à l'ordonnanceur Dask à {}</translation>
+    </message>
+    <message>
+        <source>Starting a local Dask cluster</source>
+        <translation>Démarrage d'un cluster Dask local</translation>
+    </message>
+    <message>
+        <source>{} workers, {} threads</source>
+        <translation>{} workers, {} threads</translation>
+    </message>
+    <message>
+        <source>{} failed: {}</source>
+        <translation>Échec de {} : {}</translation>
+    </message>
+    <message>
+        <source>{} files written, {} failed, in {:.1f} s; report: {}</source>
+        <translation>{} fichiers écrits, {} en échec, en {:.1f} s ; rapport : {}</translation>
+    </message>
+    <message>
+        <source>No file could be coded: {}. See the log and {}.</source>
+        <translation>Aucun fichier n'a pu être codé : {}. Voir le journal et {}.</translation>
+    </message>
+</context>
+<context>
     <name>CompressRaster</name>
     <message>
         <source>Compress raster</source>

@@ -1,6 +1,10 @@
 """The plugin shell: loading, provider registration guard, unloading, metadata, translations, tool definitions."""
+import ast
 import configparser
+import importlib
+import re
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from qgis.core import QgsApplication, QgsProcessingParameterDefinition
@@ -86,6 +90,87 @@ def test_french_translation():
         assert QCoreApplication.translate("CompressRaster", "Compress raster") == "Compresser un raster"
     finally:
         QCoreApplication.removeTranslator(translator)
+
+
+def french_messages():
+    """{(context, source): translation} of i18n/magc_fr.ts."""
+    root = ElementTree.parse(ROOT / "i18n" / "magc_fr.ts").getroot()
+    return {(context.findtext("name"), message.findtext("source")): message.findtext("translation") or ""
+            for context in root.iter("context") for message in context.iter("message")}
+
+
+def tr_literals():
+    """(context, source, where) of every tr("...") and self.tr("...") call with a literal in magc_plugin/.
+
+    base.tr translates in base.CONTEXT (or its literal context argument). self.tr translates in the class name of
+    the instance (MAGCAlgorithm.tr, and PyQt's QObject.tr), so a string of a base class or mixin is looked up in
+    every tool that inherits it. f-strings and variables are skipped (the next test covers those of the tools)."""
+    from magc_plugin.processing.base import CONTEXT
+    concrete = (*ALGORITHMS, MAGCProvider)
+    found = []
+    for path in sorted((ROOT / "magc_plugin").rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        where = path.relative_to(ROOT)
+
+        def visit(node, class_name):
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.ClassDef):
+                    visit(child, child.name)
+                    continue
+                if (isinstance(child, ast.Call) and child.args and isinstance(child.args[0], ast.Constant)
+                        and isinstance(child.args[0].value, str)):
+                    func, text = child.func, child.args[0].value
+                    if isinstance(func, ast.Name) and func.id == "tr":
+                        context = next((k.value.value for k in child.keywords if k.arg == "context"
+                                        and isinstance(k.value, ast.Constant)), CONTEXT)
+                        found.append((context, text, f"{where}:{child.lineno}"))
+                    elif (isinstance(func, ast.Attribute) and func.attr == "tr" and isinstance(func.value, ast.Name)
+                          and func.value.id == "self" and class_name):
+                        owner = getattr(importlib.import_module(module), class_name)
+                        contexts = [c.__name__ for c in concrete if issubclass(c, owner)] or [class_name]
+                        found.extend((context, text, f"{where}:{child.lineno}") for context in contexts)
+                visit(child, class_name)
+
+        visit(ast.parse(path.read_text(encoding="utf-8")), None)
+    return found
+
+
+def test_every_tr_literal_has_a_french_translation():
+    messages = french_messages()
+    literals = tr_literals()
+    assert len(literals) > 100  # the parser still finds the calls
+    missing = sorted({f"{where}: [{context}] {text!r}" for context, text, where in literals
+                      if not messages.get((context, text))})
+    assert not missing, "no French translation in i18n/magc_fr.ts for:\n" + "\n".join(missing)
+
+
+def test_every_tool_string_has_a_french_translation(monkeypatch):
+    """What the tools translate at definition time, f-strings and labels included."""
+    from magc_plugin.processing import base
+
+    seen = set()
+
+    class Recorder:
+        @staticmethod
+        def translate(context, text, *args):
+            seen.add((context, text))
+            return text
+
+    monkeypatch.setattr(base, "QCoreApplication", Recorder)
+    for algorithm_class in ALGORITHMS:
+        algorithm = algorithm_class()
+        algorithm.initAlgorithm()
+        algorithm.displayName(), algorithm.shortHelpString(), algorithm.group()
+    messages = french_messages()
+    missing = sorted(f"[{context}] {text!r}" for context, text in seen if not messages.get((context, text)))
+    assert not missing, "no French translation in i18n/magc_fr.ts for:\n" + "\n".join(missing)
+
+
+def test_french_translations_keep_the_placeholders():
+    placeholders = re.compile(r"\{[^{}]*\}")
+    wrong = [source for (_, source), translation in french_messages().items()
+             if not translation or sorted(placeholders.findall(source)) != sorted(placeholders.findall(translation))]
+    assert not wrong, wrong
 
 
 def test_staged_plugin_is_installable(tmp_path):
