@@ -141,6 +141,26 @@ def test_save_load_round_trip(model, tmp_path):
     assert config["format"] == "magc-model"
 
 
+def test_float16_storage_keeps_entropy_models_exact(model, tmp_path):
+    from safetensors.torch import load_file
+    model.save_pretrained(tmp_path / "m32")
+    model.save_pretrained(tmp_path / "m16", storage_dtype=torch.float16)
+    state = load_file(str(tmp_path / "m16" / "lcm-medium.safetensors"))
+    entropy = {k: v for k, v in state.items() if k.startswith(("entropy_bottleneck.", "gaussian_conditional."))}
+    assert entropy and all(v.dtype in (torch.float32, torch.int32) for v in entropy.values())
+    assert {v.dtype for k, v in state.items() if k not in entropy} == {torch.float16}
+    size = lambda folder: sum(f.stat().st_size for f in folder.glob("*.safetensors"))  # noqa: E731
+    assert size(tmp_path / "m16") < 0.7 * size(tmp_path / "m32")
+    img, cls = scene(128)
+    loaded = MAGCModel.from_pretrained(tmp_path / "m16", device="cpu")
+    assert next(loaded.denoiser.parameters()).dtype == torch.float32  # computes in float32
+    payload = loaded.compress_tile(img, cls)
+    again = MAGCModel.from_pretrained(tmp_path / "m16", device="cpu").compress_tile(img, cls)
+    assert payload == again
+    ref = model.decompress_tile(model.compress_tile(img, cls), cls, steps=0).astype(int)
+    assert np.abs(loaded.decompress_tile(payload, cls, steps=0).astype(int) - ref).mean() < 3
+
+
 def test_real_bits_close_to_estimate(model):
     img, cls = scene(256, seed=2)
     real = len(model.compress_tile(img, cls)) * 8

@@ -189,19 +189,20 @@ class MAGCModel(torch.nn.Module):
         return cls(config, build_autoencoder(config["autoencoder"]), LatentCompressionModule(**config["lcm"]),
                    build_denoiser(config["denoiser"]), rate)
 
-    def save_pretrained(self, path, lcms=None, card=None):
-        """Write the folder; `lcms` maps rate -> LatentCompressionModule (default: this model's one)."""
+    def save_pretrained(self, path, lcms=None, card=None, storage_dtype=torch.float32):
+        """Write the folder; `lcms` maps rate -> LatentCompressionModule (default: this model's one).
+        `storage_dtype=torch.float16` halves the files (the loaded model still computes in float32)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         lcms = lcms or {self.rate: self.lcm}
         config = dict(self.config)
         config["rates"] = {r: {**self.config.get("rates", {}).get(r, {}), "lcm_file": f"lcm-{r}.safetensors"} for r in lcms}
         config["default_rate"] = config.get("default_rate") if config.get("default_rate") in lcms else next(iter(lcms))
-        _save(self.autoencoder, path / "autoencoder.safetensors")
-        _save(self.denoiser, path / "denoiser.safetensors")
+        _save(self.autoencoder, path / "autoencoder.safetensors", storage_dtype)
+        _save(self.denoiser, path / "denoiser.safetensors", storage_dtype)
         for r, lcm in lcms.items():
             lcm.update(force=True)
-            _save(lcm, path / f"lcm-{r}.safetensors")
+            _save(lcm, path / f"lcm-{r}.safetensors", storage_dtype)
         (path / "config.json").write_text(json.dumps(config, indent=2))
         if card:
             (path / "MODEL_CARD.md").write_text(card)
@@ -283,6 +284,15 @@ class MAGCModel(torch.nn.Module):
         return float(sum(-torch.log2(l).sum() for l in out["likelihoods"].values()))
 
 
-def _save(module, path):
-    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    save_file(state, str(path))
+ENTROPY_MODEL_KEYS = ("entropy_bottleneck.", "gaussian_conditional.")
+
+
+def _save(module, path, storage_dtype=torch.float32):
+    """Float tensors in `storage_dtype`, except the entropy models' parameters, which stay float32:
+    their stored CDF tables were computed from those exact values."""
+    def stored(key, tensor):
+        tensor = tensor.detach().cpu().contiguous()
+        if tensor.is_floating_point() and not key.startswith(ENTROPY_MODEL_KEYS):
+            return tensor.to(storage_dtype)
+        return tensor
+    save_file({k: stored(k, v) for k, v in module.state_dict().items()}, str(path))

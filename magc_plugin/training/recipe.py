@@ -113,6 +113,11 @@ class Trainer:
         p = self._ckpt(name)
         return torch.load(p, map_location="cpu", weights_only=False) if p.exists() else None
 
+    @staticmethod
+    def _clock(state):
+        """A start time that counts the wall seconds spent before a resume (saved as "seconds")."""
+        return time.time() - (state or {}).get("seconds", 0.0)
+
     # -- stage 1: autoencoder -----------------------------------------------------
     def stage_ae(self):
         model = MAGCModel.from_config(self.config)
@@ -120,6 +125,7 @@ class Trainer:
         state = self._load("ae")
         if state and state.get("done"):
             ae.load_state_dict(state["model"])
+            self.timings["ae"] = state.get("seconds", 0.0)
             return ae
         taef2 = SHARED_WEIGHTS / "taef2"
         if state:
@@ -136,7 +142,7 @@ class Trainer:
         images = self.train_images()
         rng = np.random.default_rng(self.seed + start)
         total = self.steps["ae"]
-        t0 = time.time()
+        t0 = self._clock(state)
         for step in tqdm(range(start, total), desc="autoencoder", initial=start, total=total, mininterval=10):
             x = self._pixel_batch(images, rng, AE_CROP, AE_BATCH)
             loss = F.mse_loss(ae.decoder(ae.encoder(x)).clamp(0, 1), x)
@@ -146,9 +152,9 @@ class Trainer:
             if step % 50 == 0:
                 self.log(f"ae step {step} mse {loss.item():.5f} psnr {-10 * math.log10(loss.item() + 1e-10):.2f}")
             if step % 50 == 49:
-                self._save("ae", model=ae.state_dict(), opt=opt.state_dict(), step=step + 1)
+                self._save("ae", model=ae.state_dict(), opt=opt.state_dict(), step=step + 1, seconds=time.time() - t0)
         self.timings["ae"] = time.time() - t0
-        self._save("ae", model=ae.state_dict(), step=total, done=True)
+        self._save("ae", model=ae.state_dict(), step=total, done=True, seconds=self.timings["ae"])
         return ae.cpu()
 
     def train_images(self):
@@ -173,9 +179,11 @@ class Trainer:
         if path.exists():
             cache = torch.load(path, weights_only=False)
             ae.config["latent_scale"] = cache["latent_scale"]
+            self.timings["cache"] = cache.get("seconds", 0.0)
             return cache
         ae.to(self.device).eval()
         ae.config["latent_scale"] = 1.0
+        t0 = time.time()
         latents, classes = [], []
         for img, cls in tqdm(self.train_images(), desc="encode", mininterval=10):
             x = torch.from_numpy(img).permute(2, 0, 1)[None].float().div(255).to(self.device)
@@ -183,7 +191,9 @@ class Trainer:
             classes.append(torch.from_numpy(cls))
         latents = torch.stack(latents)
         scale = float(1.0 / latents.float().std())
-        cache = {"latents": latents * scale, "classes": torch.stack(classes), "latent_scale": scale}
+        self.timings["cache"] = time.time() - t0
+        cache = {"latents": latents * scale, "classes": torch.stack(classes), "latent_scale": scale,
+                 "seconds": self.timings["cache"]}
         ae.config["latent_scale"] = scale
         torch.save(cache, path)
         self.log(f"cached {len(latents)} latents, latent scale {scale:.4f}")
@@ -210,6 +220,7 @@ class Trainer:
         if state and state.get("done"):
             lcm.load_state_dict(state["model"])
             self.config["rates"][rate]["lambda"] = state["lambda"]
+            self.timings[name] = state.get("seconds", 0.0)
             return lcm
         lcm.to(self.device).train()
         named = dict(lcm.named_parameters())
@@ -229,7 +240,7 @@ class Trainer:
             start, lam, bpp_avg = state["step"], state["lambda"], state["bpp_avg"]
         total = self.steps["lcm"]
         rng = np.random.default_rng(self.seed + 1000 + start + int(target * 1000))
-        t0 = time.time()
+        t0 = self._clock(state)
         for step in tqdm(range(start, total), desc=f"lcm {rate}", initial=start, total=total, mininterval=10):
             if step == int(total * 0.8):
                 for g in opt.param_groups:
@@ -258,12 +269,12 @@ class Trainer:
                          f"lambda {lam:.3f} aux {aux_loss.item():.1f}")
             if step % 250 == 249:
                 self._save(name, model=lcm.state_dict(), opt=opt.state_dict(), aux_opt=aux_opt.state_dict(), step=step + 1,
-                           **{"lambda": lam, "bpp_avg": bpp_avg})
+                           seconds=time.time() - t0, **{"lambda": lam, "bpp_avg": bpp_avg})
         lcm.cpu().eval()
         lcm.update(force=True)
         self.timings[name] = time.time() - t0
         self.config["rates"][rate]["lambda"] = lam
-        self._save(name, model=lcm.state_dict(), step=total, done=True, **{"lambda": lam})
+        self._save(name, model=lcm.state_dict(), step=total, done=True, seconds=self.timings[name], **{"lambda": lam})
         return lcm
 
     # -- stage 4: denoiser -----------------------------------------------------------------
@@ -273,6 +284,7 @@ class Trainer:
         state = self._load("denoiser")
         if state and state.get("done"):
             den.load_state_dict(state["ema"])
+            self.timings["denoiser"] = state.get("seconds", 0.0)
             return den
         ema = MAGCModel.from_config(self.config).denoiser
         ema.load_state_dict(den.state_dict())
@@ -293,7 +305,7 @@ class Trainer:
         rng = np.random.default_rng(self.seed + 2000 + start)
         gen = torch.Generator().manual_seed(self.seed + start)
         rates = list(lcms)
-        t0 = time.time()
+        t0 = self._clock(state)
         batch = CPU_DENOISER_BATCH if self.device.type != "cuda" else self.batch
         for step in tqdm(range(start, total), desc="denoiser", initial=start, total=total, mininterval=10):
             latent, one_hot = self._latent_batch(cache, rng, batch=batch)
@@ -315,9 +327,10 @@ class Trainer:
             if step % 50 == 0:
                 self.log(f"denoiser step {step} eps-mse {loss.item():.4f}")
             if step % 250 == 249:
-                self._save("denoiser", model=den.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), step=step + 1)
+                self._save("denoiser", model=den.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), step=step + 1,
+                           seconds=time.time() - t0)
         self.timings["denoiser"] = time.time() - t0
-        self._save("denoiser", ema=ema.state_dict(), step=total, done=True)
+        self._save("denoiser", ema=ema.state_dict(), step=total, done=True, seconds=self.timings["denoiser"])
         return ema.cpu()
 
     # -- stage 5: export ----------------------------------------------------------------------
@@ -332,7 +345,8 @@ class Trainer:
                                                     f"{torch.get_num_threads()} threads",
             "seconds": {k: round(v) for k, v in self.timings.items()},
         }
-        model.save_pretrained(self.out, lcms=lcms)
+        # float16 storage halves the shipped files (60 MB budget); inference still runs in float32
+        model.save_pretrained(self.out, lcms=lcms, storage_dtype=torch.float16)
         self.log(f"model written to {self.out}")
 
     def run(self):
