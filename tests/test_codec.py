@@ -141,6 +141,16 @@ def test_save_load_round_trip(model, tmp_path):
     assert config["format"] == "magc-model"
 
 
+def test_saved_folder_keeps_the_trained_latent_scale(tmp_path):
+    model = tiny_model()
+    model.autoencoder.config["latent_scale"] = 1.4331  # what training's latent cache stage sets
+    model.save_pretrained(tmp_path / "m")
+    loaded = MAGCModel.from_pretrained(tmp_path / "m", device="cpu")
+    assert loaded.autoencoder.latent_scale == 1.4331
+    img, cls = scene(128)
+    assert loaded.compress_tile(img, cls) == model.compress_tile(img, cls)
+
+
 def test_float16_storage_keeps_entropy_models_exact(model, tmp_path):
     from safetensors.torch import load_file
     model.save_pretrained(tmp_path / "m32")

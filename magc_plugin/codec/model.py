@@ -196,6 +196,8 @@ class MAGCModel(torch.nn.Module):
         path.mkdir(parents=True, exist_ok=True)
         lcms = lcms or {self.rate: self.lcm}
         config = dict(self.config)
+        # the autoencoder's scale is set by training (unit-variance latents); the LCM and the denoiser expect it
+        config["autoencoder"] = {**config["autoencoder"], "latent_scale": self.autoencoder.latent_scale}
         config["rates"] = {r: {**self.config.get("rates", {}).get(r, {}), "lcm_file": f"lcm-{r}.safetensors"} for r in lcms}
         config["default_rate"] = config.get("default_rate") if config.get("default_rate") in lcms else next(iter(lcms))
         _save(self.autoencoder, path / "autoencoder.safetensors", storage_dtype)
