@@ -16,7 +16,6 @@ Cross-machine determinism: the entropy parameters (h_s and the slice nets) are
 evaluated in float64 on the CPU and rounded to float32, so float noise between
 machines or devices cannot flip a CDF index or a mean.
 """
-import struct
 
 import torch
 from torch import nn
@@ -30,7 +29,10 @@ from .classes import NUM_CLASSES
 from .errors import MAGCError
 from .layers import MapPyramid, ResBlock, SPADEResBlock, Up, conv_norm_act, down
 
-SCALES_MIN, SCALES_MAX, SCALES_LEVELS = 0.11, 256, 64
+# 160 scales (5 % apart) rather than compressai's 64 (13 % apart): the coarser table costs about 2.7 %
+# more bits than the rate model estimates at 0.05 bpp, the finer one 1.5 %
+SCALES_MIN, SCALES_MAX, SCALES_LEVELS = 0.11, 256, 160
+RANS_FLUSH_BYTES = 8  # compressai's 64-bit rANS state, written at every flush
 
 
 def scale_table():
@@ -154,11 +156,17 @@ class LatentCompressionModule(CompressionModel):
         sigma = self._cpu64(self.cc_scale[i], torch.cat([latent_scales, *y_hat_slices], dim=1))
         return mu, sigma
 
-    def _tables(self):
-        gc = self.gaussian_conditional
-        if gc.quantized_cdf.numel() == 0:
+    @staticmethod
+    def _tables(entropy_model):
+        if entropy_model.quantized_cdf.numel() == 0:
             raise MAGCError("The entropy model has no CDF tables: call update() after training before compressing.")
-        return gc.quantized_cdf.tolist(), gc.cdf_length.reshape(-1).int().tolist(), gc.offset.reshape(-1).int().tolist()
+        return (entropy_model.quantized_cdf.tolist(), entropy_model.cdf_length.reshape(-1).int().tolist(),
+                entropy_model.offset.reshape(-1).int().tolist())
+
+    def _hyper_coding(self, z_shape):
+        """CDF index and median of every hyper-latent element, as compressai's EntropyBottleneck codes them."""
+        eb = self.entropy_bottleneck
+        return eb._build_indexes(z_shape), eb._get_medians().detach().reshape(1, -1, 1, 1).expand(z_shape)
 
     @torch.no_grad()
     def compress(self, latent, one_hot):
@@ -168,13 +176,15 @@ class LatentCompressionModule(CompressionModel):
         maps = self.map_encoder(one_hot)
         y = self.g_a(latent, maps).cpu().float()
         z = self.h_a(y.to(latent.device)).cpu().float()
+        # One rANS stream, hyper-latent first: one flush and no length field per tile (12 bytes less)
         eb = self.entropy_bottleneck
-        z_string = eb.compress(z)[0]
-        z_hat = eb.decompress([z_string], z.shape[-2:])
-        latent_means, latent_scales = self._cpu64(self.h_s, z_hat).chunk(2, dim=1)
-        cdf, cdf_lengths, offsets = self._tables()
-        gc = self.gaussian_conditional
+        z_indexes, z_medians = self._hyper_coding(z.shape)
+        z_symbols = eb.quantize(z, "symbols", z_medians)
+        z_hat = eb.dequantize(z_symbols, z_medians)
         encoder = BufferedRansEncoder()
+        encoder.encode_with_indexes(z_symbols.reshape(-1).tolist(), z_indexes.reshape(-1).tolist(), *self._tables(eb))
+        latent_means, latent_scales = self._cpu64(self.h_s, z_hat).chunk(2, dim=1)
+        gc = self.gaussian_conditional
         symbols, indexes, y_hat_slices = [], [], []
         for i, y_slice in enumerate(y.chunk(self.num_slices, dim=1)):
             mu, sigma = self._slice_params(i, latent_means, latent_scales, y_hat_slices)
@@ -183,28 +193,27 @@ class LatentCompressionModule(CompressionModel):
             symbols.extend(y_q.reshape(-1).tolist())
             indexes.extend(index.reshape(-1).tolist())
             y_hat_slices.append(y_q.float() + mu)
-        encoder.encode_with_indexes(symbols, indexes, cdf, cdf_lengths, offsets)
-        y_string = encoder.flush()
-        return struct.pack("<I", len(z_string)) + z_string + y_string, torch.cat(y_hat_slices, dim=1)
+        encoder.encode_with_indexes(symbols, indexes, *self._tables(gc))
+        return encoder.flush(), torch.cat(y_hat_slices, dim=1)
 
     @torch.no_grad()
     def decompress_y(self, payload, y_size):
         """Payload -> y_hat (1, M, h, w) on the CPU, bit-identical to the encoder's."""
-        if len(payload) < 4:
+        # a flushed rANS stream has at least its 8-byte final state; damage is caught by the container's CRCs
+        if len(payload) < RANS_FLUSH_BYTES:
             raise MAGCError("The tile payload is truncated.")
-        (z_len,) = struct.unpack_from("<I", payload)
-        if 4 + z_len > len(payload):
-            raise MAGCError("The tile payload is truncated (hyperprior string cut short).")
-        z_string, y_string = payload[4:4 + z_len], payload[4 + z_len:]
-        z_size = (max(1, y_size[0] // 2), max(1, y_size[1] // 2))
-        z_hat = self.entropy_bottleneck.decompress([z_string], z_size)
+        eb = self.entropy_bottleneck
+        decoder = RansDecoder()
+        decoder.set_stream(bytes(payload))
+        z_shape = (1, eb.channels, max(1, y_size[0] // 2), max(1, y_size[1] // 2))
+        z_indexes, z_medians = self._hyper_coding(z_shape)
+        z_symbols = decoder.decode_stream(z_indexes.reshape(-1).tolist(), *self._tables(eb))
+        z_hat = eb.dequantize(torch.tensor(z_symbols, dtype=torch.int32).reshape(z_shape), z_medians)
         latent_means, latent_scales = self._cpu64(self.h_s, z_hat).chunk(2, dim=1)
         if latent_means.shape[-2:] != tuple(y_size):
             raise MAGCError(f"Tile latent size {tuple(y_size)} does not match the hyperprior ({tuple(latent_means.shape[-2:])}).")
-        cdf, cdf_lengths, offsets = self._tables()
+        cdf, cdf_lengths, offsets = self._tables(self.gaussian_conditional)
         gc = self.gaussian_conditional
-        decoder = RansDecoder()
-        decoder.set_stream(y_string)
         y_hat_slices = []
         for i in range(self.num_slices):
             mu, sigma = self._slice_params(i, latent_means, latent_scales, y_hat_slices)
