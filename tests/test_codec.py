@@ -159,8 +159,6 @@ def test_float16_storage_keeps_entropy_models_exact(model, tmp_path):
     entropy = {k: v for k, v in state.items() if k.startswith(("entropy_bottleneck.", "gaussian_conditional."))}
     assert entropy and all(v.dtype in (torch.float32, torch.int32) for v in entropy.values())
     assert {v.dtype for k, v in state.items() if k not in entropy} == {torch.float16}
-    size = lambda folder: sum(f.stat().st_size for f in folder.glob("*.safetensors"))  # noqa: E731
-    assert size(tmp_path / "m16") < 0.7 * size(tmp_path / "m32")
     img, cls = scene(128)
     loaded = MAGCModel.from_pretrained(tmp_path / "m16", device="cpu")
     assert next(loaded.denoiser.parameters()).dtype == torch.float32  # computes in float32
