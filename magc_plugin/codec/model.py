@@ -70,7 +70,9 @@ def compact_config(name="compact", latent_channels=32, ae_width=64, N=64, M=64, 
                     num_res_blocks=num_res_blocks, hyper_channels=hyper_channels),
         "denoiser": {"unet": unet, "adapter": dict(residual_channels=residuals, latent_channels=latent_channels,
                                                    map_channels=adapter_map_channels)},
-        "schedule": dict(SCHEDULE), "rates": rates, "default_rate": next(iter(rates)),
+        # A small denoiser trained briefly predicts velocity: near pure noise that means predicting the
+        # image, which epsilon prediction gets badly wrong there (washed-out or wrong colours).
+        "schedule": dict(SCHEDULE, prediction_type="v_prediction"), "rates": rates, "default_rate": next(iter(rates)),
         "tile_multiple": TILE_MULTIPLE,
     }
 

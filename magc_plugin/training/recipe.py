@@ -41,7 +41,7 @@ RATES = {
 }
 LAMBDA_START, LAMBDA_WARMUP, LAMBDA_GAIN = 8.0, 100, 0.02
 LCM_LR = 5e-4
-CPU_STEPS = {"ae": 100, "lcm": 600, "denoiser": 2400}
+CPU_STEPS = {"ae": 100, "lcm": 600, "denoiser": 4000}
 # On a CPU the denoiser gets more, smaller updates in the same time.
 CPU_DENOISER_BATCH = 8
 GPU_STEPS = {"ae": 4000, "lcm": 20000, "denoiser": 60000}
@@ -315,7 +315,8 @@ class Trainer:
             t = torch.randint(0, scheduler.config.num_train_timesteps, (latent.shape[0],), generator=gen).to(self.device)
             a = alphas[t].view(-1, 1, 1, 1)
             x_t = a.sqrt() * latent + (1 - a).sqrt() * noise
-            loss = F.mse_loss(den(x_t, t, latent_tilde, one_hot), noise)
+            target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(latent, noise, t)
+            loss = F.mse_loss(den(x_t, t, latent_tilde, one_hot), target)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(den.parameters(), 1.0)
@@ -325,7 +326,7 @@ class Trainer:
                 for pe, p in zip(ema.parameters(), den.parameters()):
                     pe.lerp_(p, 1 - decay)
             if step % 50 == 0:
-                self.log(f"denoiser step {step} eps-mse {loss.item():.4f}")
+                self.log(f"denoiser step {step} {scheduler.config.prediction_type} mse {loss.item():.4f}")
             if step % 250 == 249:
                 self._save("denoiser", model=den.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), step=step + 1,
                            seconds=time.time() - t0)
