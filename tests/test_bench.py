@@ -58,6 +58,12 @@ def test_spread_and_targets():
     met = {r["metric"]: r["met"] for r in bench.check_targets(summary, 20)}
     assert met == {"lpips_alex": "yes", "lpips_vgg": "NO", "dists": "yes", "fid": "not measured",
                    "miou_gt": "yes", "miou_vs_original": "NO"}
+    # a codec whose floor is above twice MAGC's bitrate is named, not compared
+    floor = {**summary[1], "codec": "webp", "match": "x1", "bpp": 0.18, "lpips_alex": 0.1, "lpips_vgg": 0.1}
+    rows = bench.check_targets(summary + [floor], 20)
+    assert {r["metric"]: r["met"] for r in rows} == met
+    assert all(r["out_of_reach"] == "webp (0.18)" for r in rows)
+    assert {r["met"] for r in bench.check_targets([summary[0], floor], 20)} == {"no codec reaches this bitrate"}
 
 
 def test_iou_meter_and_partial_loss():
