@@ -31,7 +31,7 @@ out), ``decode_tile_latent`` (record in, stage-1 latent out) and ``decode_window
 (latents in, pixels out). This module reads, orders and writes; a *runner* calls the
 functions: :class:`LocalRunner` here, when asked (the default), or
 ``magc_plugin.distributed``'s Dask runner on a cluster, many at a time. Both give the
-same bytes.
+same .magc bytes, and the same pixels up to PyTorch's CPU float noise (see docs/ARCHITECTURE.md).
 """
 import hashlib
 import math
