@@ -158,14 +158,14 @@ def cmd_decompress(args):
     return report
 
 
-def batch_run(args, batch):
-    """Run a batch function of magc_plugin.distributed on the cluster the arguments name."""
+def batch_run(args, batch, **options):
+    """Run a batch function of magc_plugin.distributed, with its `options`, on the cluster the arguments name."""
     from . import distributed
     guidance = guidance_from_args(args)
     resources = dict(parse_resource(r) for r in args.resources or [])
     with distributed.connect(args.scheduler, args.workers) as client:
         report = batch(args.inputs, args.output_folder, guidance, args.model, client, device=args.device,
-                       resources=resources or None, progress=progress_printer(args.quiet))
+                       resources=resources or None, progress=progress_printer(args.quiet), **options)
     for entry in report["files"]:
         if "error" in entry:
             print(f"magc: error: {entry['input']}: {entry['error']}", file=sys.stderr)
@@ -183,19 +183,13 @@ def parse_resource(item):
 
 def cmd_batch_compress(args):
     from .distributed import batch_compress
-
-    def batch(*a, **kw):
-        return batch_compress(*a, tile_size=args.tile_size, embed_guidance=args.embed_guidance,
-                              rate=None if args.rate == "default" else args.rate, **kw)
-    return batch_run(args, batch)
+    return batch_run(args, batch_compress, tile_size=args.tile_size, embed_guidance=args.embed_guidance,
+                     rate=None if args.rate == "default" else args.rate)
 
 
 def cmd_batch_decompress(args):
     from .distributed import batch_decompress
-
-    def batch(*a, **kw):
-        return batch_decompress(*a, steps=args.steps, seed=args.seed, strict_guidance=args.strict_guidance, **kw)
-    return batch_run(args, batch)
+    return batch_run(args, batch_decompress, steps=args.steps, seed=args.seed, strict_guidance=args.strict_guidance)
 
 
 def cmd_rasterize(args):

@@ -10,8 +10,9 @@
     +-------------------------------------+  results       +------------------------------+
 
 The driver runs :func:`magc_plugin.tiling.compress_raster` / ``decompress_raster`` with a
-:class:`DaskEngine`: they read, order and write exactly as on one machine, so the files
-are byte-identical to the single-process ones. Workers load the model once (by folder or
+:class:`DaskEngine`: they read, order and write exactly as on one machine, so the .magc files
+are byte-identical to the single-process ones and the GeoTIFFs equal up to PyTorch's CPU float
+noise (see docs/ARCHITECTURE.md). Workers load the model once (by folder or
 preset name, at the file's rate) and keep it. A worker that dies loses only tasks, which
 the scheduler runs again elsewhere (stage-1 latents are recomputed from their lineage);
 the output files are written by the driver alone, through temporary files. The guidance

@@ -212,8 +212,8 @@ class LatentCompressionModule(CompressionModel):
         latent_means, latent_scales = self._cpu64(self.h_s, z_hat).chunk(2, dim=1)
         if latent_means.shape[-2:] != tuple(y_size):
             raise MAGCError(f"Tile latent size {tuple(y_size)} does not match the hyperprior ({tuple(latent_means.shape[-2:])}).")
-        cdf, cdf_lengths, offsets = self._tables(self.gaussian_conditional)
         gc = self.gaussian_conditional
+        cdf, cdf_lengths, offsets = self._tables(gc)
         y_hat_slices = []
         for i in range(self.num_slices):
             mu, sigma = self._slice_params(i, latent_means, latent_scales, y_hat_slices)

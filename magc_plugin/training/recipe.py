@@ -8,7 +8,8 @@ Stages (each resumable from its checkpoint in the work folder, skipped when done
 3. ``lcm``: one latent compression module per rate preset, loss
    lambda * MSE(latent_tilde, latent) + bpp in latent space (MAGC.md, stage 1), lambda
    steered towards the preset's target bpp.
-4. ``denoiser``: the semantic adapter + conditional UNet, epsilon MSE on x_t with
+4. ``denoiser``: the semantic adapter + conditional UNet, MSE of the schedule's prediction
+   (v for the compact model) on x_t with
    latent_tilde from the frozen LCMs (a random rate per batch: one denoiser serves all).
 5. ``export``: write the model folder (config.json, safetensors, model card).
 

@@ -33,8 +33,9 @@ def heldout_subset(limit):
     return pick(dubai, limit - min(half, len(oam))) + pick(oam, half)
 
 
-def validate(model_dir, limit=48, steps=20, work=Path("runs/validate")):
+def validate(model_dir, limit=48, steps=20, work=Path("runs/validate"), overhead_crops=8):
     from ..evaluation.metrics import Evaluator
+    from ..tiling import DEFAULT_TILE_SIZE
     try:
         from ..evaluation.baselines import encode_at_bpp
     except ImportError:
@@ -45,6 +46,7 @@ def validate(model_dir, limit=48, steps=20, work=Path("runs/validate")):
     evaluator = Evaluator(metrics=METRICS, fid=False)
     refs = [evaluator.reference(img) for _, img, _ in samples]
     results, grid_rows = {}, [[img, colourize(cls)] for _, img, cls in samples[:4]]
+    crops = tile_size_crops(DEFAULT_TILE_SIZE, overhead_crops)
     for rate in config["rates"]:
         model = MAGCModel.from_pretrained(model_dir, rate=rate, device="cpu")
         rows = []
@@ -75,6 +77,7 @@ def validate(model_dir, limit=48, steps=20, work=Path("runs/validate")):
         summary["real_over_estimate"] = summary["bpp"] / summary["estimate_bpp"] - 1
         summary["encode_s_per_tile"] = t_enc / len(rows)
         summary["decode_s_per_tile"] = t_dec / len(rows)
+        summary["at_tile_size"] = rate_overhead(model, crops)
         results[rate] = summary
         (work / f"rows-{rate}.json").write_text(json.dumps(rows, indent=1))
     _save_grid(grid_rows, work / "grid.png")
@@ -82,20 +85,20 @@ def validate(model_dir, limit=48, steps=20, work=Path("runs/validate")):
     return results, len(samples), evaluator.warnings
 
 
-def rate_overhead(model_dir, tile_size, limit=8):
-    """Real stream vs the rate model's estimate at the plugin's tile size, on held-out Dubai crops
-    (the per-tile stream overhead weighs less on larger tiles than on the 256-pixel samples)."""
+def tile_size_crops(tile_size, limit):
+    """An even spread of `limit` held-out Dubai crops of the plugin's tile size."""
     crops = [s for s in data.samples("heldout", size=tile_size, stride=tile_size) if s[0].startswith("dubai")]
-    crops = [crops[int(i)] for i in np.linspace(0, len(crops) - 1, min(limit, len(crops)))]
-    config = json.loads((Path(model_dir) / "config.json").read_text())
-    results = {}
-    for rate in config["rates"]:
-        model = MAGCModel.from_pretrained(model_dir, rate=rate, device="cpu")
-        real = sum(len(model.compress_tile(img, cls)) * 8 for _, img, cls in crops)
-        estimate = sum(model.estimate_bits(img, cls) for _, img, cls in crops)
-        pixels = len(crops) * tile_size ** 2
-        results[rate] = {"bpp": real / pixels, "estimate_bpp": estimate / pixels, "real_over_estimate": real / estimate - 1}
-    return results, len(crops)
+    return [crops[int(i)] for i in np.linspace(0, len(crops) - 1, min(limit, len(crops)))]
+
+
+def rate_overhead(model, crops):
+    """Real stream vs the rate model's estimate on `crops` (compress only): the per-tile stream
+    overhead weighs less on the plugin's tiles than on the 256-pixel validation samples."""
+    real = sum(len(model.compress_tile(img, cls)) * 8 for _, img, cls in crops)
+    estimate = sum(model.estimate_bits(img, cls) for _, img, cls in crops)
+    pixels = sum(cls.size for _, _, cls in crops)
+    return {"bpp": real / pixels, "estimate_bpp": estimate / pixels, "real_over_estimate": real / estimate - 1,
+            "tile_size": crops[0][2].shape[0], "crops": len(crops)}
 
 
 def _save_grid(rows, path):
@@ -106,7 +109,7 @@ def _save_grid(rows, path):
     Image.fromarray(np.concatenate(tiles, axis=0)).save(path)
 
 
-def model_card(config, results, n, steps, overhead=None, overhead_n=0, tile_size=0):
+def model_card(config, results, n, steps):
     t = config.get("training", {})
     lines = [
         f"# MAGC compact model ({config.get('name', 'compact')})", "",
@@ -141,11 +144,12 @@ def model_card(config, results, n, steps, overhead=None, overhead_n=0, tile_size
             f"{f(s['stage1_psnr'], 2)} | {f(s['stage1_lpips_alex'])} | {f(s.get('jpeg2000_bpp'), 4)} | "
             f"{f(s.get('jpeg2000_psnr'), 2)} | {f(s.get('jpeg2000_lpips_alex'))} | {f(s.get('jpeg2000_dists'))} | "
             f"{f(s['encode_s_per_tile'], 2)} | {f(s['decode_s_per_tile'], 2)} |")
-    if overhead:
-        lines += ["", f"Real stream vs estimate at the plugin's default tile size ({tile_size} px, {overhead_n} held-out "
-                  "Dubai crops, compress only):", "", "| rate | real bpp | estimate bpp | real vs estimate |", "|---|---|---|---|"]
-        lines += [f"| {rate} | {f(o['bpp'], 4)} | {f(o['estimate_bpp'], 4)} | {100 * o['real_over_estimate']:+.1f} % |"
-                  for rate, o in overhead.items()]
+    first = next(iter(results.values()))["at_tile_size"]
+    lines += ["", f"Real stream vs estimate at the plugin's default tile size ({first['tile_size']} px, "
+              f"{first['crops']} held-out Dubai crops, compress only):", "",
+              "| rate | real bpp | estimate bpp | real vs estimate |", "|---|---|---|---|"]
+    lines += [f"| {rate} | {f(o['bpp'], 4)} | {f(o['estimate_bpp'], 4)} | {100 * o['real_over_estimate']:+.1f} % |"
+              for rate, o in ((r, s["at_tile_size"]) for r, s in results.items())]
     lines += ["", "Reproduce: `python -m magc_plugin.training.validate --model <folder> "
               f"--limit {n} --steps {steps}`.", ""]
     return "\n".join(lines)
@@ -159,10 +163,8 @@ def main(argv=None):
     parser.add_argument("--work", default="runs/validate")
     args = parser.parse_args(argv)
     results, n, warns = validate(args.model, args.limit, args.steps, Path(args.work))
-    from ..tiling import DEFAULT_TILE_SIZE
-    overhead, overhead_n = rate_overhead(args.model, DEFAULT_TILE_SIZE)
     config = json.loads((Path(args.model) / "config.json").read_text())
-    card = model_card(config, results, n, args.steps, overhead, overhead_n, DEFAULT_TILE_SIZE)
+    card = model_card(config, results, n, args.steps)
     if warns:
         card += "\nMetric notes: " + "; ".join(warns) + "\n"
     (Path(args.model) / "MODEL_CARD.md").write_text(card)
