@@ -5,10 +5,14 @@ ever in memory, so the peak memory depends on the tile size and the raster width
 not on the raster's area.
 
 Encoding: the raster is cut into non-overlapping tiles of ``tile_size`` pixels (edge
-tiles are reflect-padded to a multiple of 64 and cropped at decode). Each tile is
-mapped to 8-bit RGB through a per-band stretch stored in the file, its nodata pixels
-are filled with the tile mean (the mask is stored, cheaply), and it is coded with the
-guidance class raster of the same window.
+tiles are reflect-padded to a multiple of 64 and cropped at decode). Pixels are mapped
+to 8-bit RGB through a per-band stretch stored in the file, nodata pixels are filled
+with the window's mean (the mask is stored, cheaply), and each tile is coded with the
+guidance class raster of the same window. The encoder sees ``context`` pixels of the
+neighbour tiles around each tile but codes only the tile's part of y: without them the
+encoder pads at every tile edge, and the decoded latents of two neighbours disagree
+along their common edge, which blending cannot hide (measured in
+``magc_plugin.benchmarks.seams``).
 
 Decoding without seams::
 
@@ -21,7 +25,7 @@ Decoding without seams::
                                  pixels of overlapping windows are feather-blended
                                  (linear ramps over the 2 x margin overlap band)
 
-No extra bits are spent: the context comes from the neighbours' decoded latents.
+No extra bits are spent for the windows: their context comes from the neighbours' decoded latents.
 Rows of windows are processed top to bottom, keeping only one strip of blended
 pixels and the latents of three rows of tiles. A region decode samples the windows
 that touch the region, so it gives the same pixels as a full decode.
@@ -55,6 +59,7 @@ from .container import (MASK_ALL_NODATA, MASK_ALL_VALID, MAGCReader, MAGCWriter,
 
 TILE_MULTIPLE = 64
 DEFAULT_TILE_SIZE = 512
+ENCODE_CONTEXT = 64        # pixels of the neighbour tiles the encoder sees on each side of a tile
 BLEND_MARGIN = 64          # pixels of neighbour context on each side of a tile window at decode
 OVERVIEW_SIDE = 1024       # the stretch's percentiles come from a decimated read of at most this side
 STRETCH_PERCENTILES = (2.0, 98.0)
@@ -320,31 +325,45 @@ def check_output(path):
 # -- compress ------------------------------------------------------------------------------------
 @dataclass
 class EncodeJob:
-    """One tile to encode, as the driver read it."""
+    """One tile to encode with its context (neighbour pixels the encoder sees but does not code)."""
     number: int
-    rgb: np.ndarray          # (h, w, 3) uint8, nodata pixels filled with the tile mean
-    valid: np.ndarray        # (h, w) bool
-    classes: np.ndarray      # (h, w) uint8 guidance class raster
-    padded: tuple            # (width, height) as coded: multiples of 64
+    rgb: np.ndarray          # (H, W, 3) uint8 of the context window (reflect-padded beyond the raster),
+    #                          nodata pixels filled with the window's mean
+    classes: np.ndarray      # (H, W) uint8 guidance class raster of the context window, padded alike
+    core: tuple              # (x, y, width, height) of the tile as coded (multiples of 64) in the window
+    valid: np.ndarray        # (h, w) bool, the tile's own pixels
     embed_guidance: bool
 
 
 def encode_tile(model, job):
     """(TileRecord, guidance fingerprint) of one tile: the same job gives the same bytes wherever it runs."""
+    x, y = job.core[:2]
+    h, w = job.valid.shape
+    classes = job.classes[y:y + h, x:x + w]
     payload = b""
     if job.valid.any():
-        pw, ph = job.padded
-        payload = model.compress_tile(_pad_reflect(job.rgb, ph, pw), _pad_reflect(job.classes, ph, pw))
-    record = TileRecord.build(job.number, job.valid, job.classes if job.embed_guidance else None, payload)
-    return record, fingerprint(job.classes)
+        payload = model.compress_tile(job.rgb, job.classes, job.core)
+    record = TileRecord.build(job.number, job.valid, classes if job.embed_guidance else None, payload)
+    return record, fingerprint(classes)
+
+
+def context_window(grid, col, row, context):
+    """(x0, y0, x1, y1): the tile as coded plus `context` pixels on each side that has a neighbour tile."""
+    x0, y0, _, _ = grid.window(col, row)
+    pw, ph = grid.padded(col, row)
+    return (x0 - (context if col > 0 else 0), y0 - (context if row > 0 else 0),
+            x0 + pw + (context if col < grid.cols - 1 else 0), y0 + ph + (context if row < grid.rows - 1 else 0))
 
 
 def compress_raster(src_path, dst_path, guidance, model, *, bands=None, tile_size=DEFAULT_TILE_SIZE, overlap=0,
-                    embed_guidance=False, rate=None, device="auto", engine=None, progress=None, cancel=None):
+                    embed_guidance=False, rate=None, device="auto", engine=None, context=ENCODE_CONTEXT,
+                    progress=None, cancel=None):
     """Compress a raster to a .magc file, tile by tile.
 
     guidance: callable(transform, width, height, crs) -> uint8 class raster (height, width),
-    or None (no map); it is called here, never on a cluster. model: a MAGCModel, a model
+    or None (no map); it is called here, never on a cluster. context: pixels of the neighbour tiles
+    the encoder sees around each tile (a multiple of 64, at most the tile size; 0 codes tiles
+    blind to each other, with visible seams at decode). model: a MAGCModel, a model
     folder or a preset name. engine: where the tiles are coded (a
     ``magc_plugin.distributed.DaskEngine``), None for this process.
     Returns {"bytes", "bpp", "pixels", "tiles", "seconds", "guidance_bytes", "nodata_tiles", "path"}.
@@ -354,12 +373,17 @@ def compress_raster(src_path, dst_path, guidance, model, *, bands=None, tile_siz
     if tile_size < TILE_MULTIPLE or tile_size % TILE_MULTIPLE:
         raise MAGCError(f"The tile size must be a positive multiple of {TILE_MULTIPLE} pixels, not {tile_size}.")
     if overlap:
-        raise MAGCError("Tiles are coded without overlap (seams are removed at decode): use overlap=0.")
+        raise MAGCError("Tiles are coded without overlap (the encoder's context and the decoder's blending remove "
+                        "seams): use overlap=0.")
+    context = int(context)
+    if context < 0 or context % TILE_MULTIPLE or context > tile_size:
+        raise MAGCError(f"The encoder context must be a multiple of {TILE_MULTIPLE} pixels between 0 and the tile "
+                        f"size ({tile_size}), not {context}.")
     dst_path = check_output(dst_path)
     _progress(progress, 0.0, "Loading the model")
     runner = _runner(engine, model, rate, device)
     with open_raster(src_path) as src, bounded_gdal_cache(src.width, src.count, np.dtype(src.dtypes[0]).itemsize,
-                                                          tile_size + src.block_shapes[0][0]):
+                                                          tile_size + 2 * context + src.block_shapes[0][0]):
         bands = choose_bands(src, bands)
         output_bands = list(dict.fromkeys(bands))
         _progress(progress, 0.0, "Computing the band stretch")
@@ -377,9 +401,14 @@ def compress_raster(src_path, dst_path, guidance, model, *, bands=None, tile_siz
             for n, (col, row) in enumerate(grid.tiles()):
                 check_cancel(cancel)
                 x0, y0, w, h = grid.window(col, row)
-                rgb, valid = read_tile(src, bands, stretch, (x0, y0, w, h))
-                classes = guidance_for(guidance, transform, crs, x0, y0, w, h)
-                yield (EncodeJob(n, rgb, valid, classes, grid.padded(col, row), bool(embed_guidance)),)
+                cx0, cy0, cx1, cy1 = context_window(grid, col, row, context)
+                cw, ch = min(cx1, src.width) - cx0, min(cy1, src.height) - cy0  # the part inside the raster
+                rgb, valid = read_tile(src, bands, stretch, (cx0, cy0, cw, ch))
+                classes = guidance_for(guidance, transform, crs, cx0, cy0, cw, ch)
+                core = (x0 - cx0, y0 - cy0, *grid.padded(col, row))
+                tile_valid = valid[core[1]:core[1] + h, core[0]:core[0] + w]
+                yield (EncodeJob(n, _pad_reflect(rgb, cy1 - cy0, cx1 - cx0), _pad_reflect(classes, cy1 - cy0, cx1 - cx0),
+                                 core, tile_valid, bool(embed_guidance)),)
 
         with MAGCWriter(dst_path, head, georef, runner.identity()) as writer, \
                 closing(_in_order(runner, encode_tile, jobs(), cancel)) as records:

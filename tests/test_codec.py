@@ -197,6 +197,21 @@ def test_bad_guidance_is_refused_clearly(model):
         model.decode_latent(b"\x01", cls)
 
 
+def test_tile_with_context_codes_only_its_core(model):
+    """The context is seen, not coded: the payload decodes to the core's size, and equals coding the
+    core's part of y computed over the whole image."""
+    img, cls = scene(192)
+    payload = model.compress_tile(img, cls, core=(64, 64, 64, 128))
+    assert model.decode_latent(payload, cls[64:192, 64:128]).shape[-2:] == (16, 8)
+    with torch.no_grad():
+        y = model.lcm.analyse(model.autoencoder.encode(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255),
+                              model._one_hot(cls, cls.shape))
+    assert payload == model.lcm.compress_y(y[..., 2:6, 2:4].contiguous())[0]
+    for bad in [(16, 0, 64, 64), (0, 0, 96, 64), (160, 0, 64, 64), (-64, 0, 64, 64)]:
+        with pytest.raises(MAGCError, match="must lie inside"):
+            model.compress_tile(img, cls, core=bad)
+
+
 def test_missing_model_folder_is_a_clear_error(tmp_path):
     with pytest.raises(MAGCError, match="No MAGC model"):
         MAGCModel.from_pretrained(tmp_path / "nothing")

@@ -11,6 +11,7 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 
 from magc_plugin import container, tiling
+from magc_plugin.benchmarks.seams import seam_gradients
 from magc_plugin.codec.errors import MAGCError
 
 CRS = "EPSG:32737"
@@ -169,7 +170,8 @@ def test_rotated_geotransform_and_no_crs(tiny_model, tmp_path):
         return stripes(transform, width, height, crs)
     src = write_tif(tmp_path / "in.tif", rgb(100, 70), crs=None, transform=rotated)
     tiling.compress_raster(src, tmp_path / "a.magc", guidance, tiny_model, tile_size=64)
-    assert seen[0] == (rotated, None) and seen[1][0] == rotated * Affine.translation(64, 0)
+    # the second tile's window starts with the encoder's context (neighbour pixels) on its left
+    assert seen[0] == (rotated, None) and seen[1][0] == rotated * Affine.translation(64 - tiling.ENCODE_CONTEXT, 0)
     report = tiling.decompress_raster(tmp_path / "a.magc", tmp_path / "out.tif", guidance, tiny_model, steps=0)
     assert report["guidance_mismatch"] == []
     with rasterio.open(tmp_path / "out.tif") as out:
@@ -335,27 +337,52 @@ def test_progress_reaches_one(tiny_model, tmp_path):
     assert seen[-1] == 1.0 and seen == sorted(seen)
 
 
-def seam_gradients(image, tile):
-    """(mean |gradient| across tile seams, mean |gradient| inside tiles), both axes, all bands."""
-    a = image.astype(np.float32)
-    gx, gy = np.abs(np.diff(a, axis=2)), np.abs(np.diff(a, axis=1))
-    seam_x = np.zeros(gx.shape[2], bool)
-    seam_x[tile - 1::tile] = True
-    seam_y = np.zeros(gy.shape[1], bool)
-    seam_y[tile - 1::tile] = True
-    seams = np.concatenate([gx[:, :, seam_x].ravel(), gy[:, seam_y, :].ravel()]).mean()
-    inside = np.concatenate([gx[:, :, ~seam_x].ravel(), gy[:, ~seam_y, :].ravel()]).mean()
-    return seams, inside
-
-
 def test_no_visible_seams(tiny_model, tmp_path):
-    """On a real decode (diffusion steps), tile seams are no sharper than the texture inside tiles."""
+    """On a real decode (diffusion steps), tile seams are no sharper than the texture inside tiles.
+    (With the shipped model: python -m magc_plugin.benchmarks.seams, docs/bench/seams.md.)"""
     src = write_tif(tmp_path / "in.tif", rgb(256, 256))
     tiling.compress_raster(src, tmp_path / "a.magc", None, tiny_model, tile_size=128)
     tiling.decompress_raster(tmp_path / "a.magc", tmp_path / "out.tif", None, tiny_model, steps=2)
     with rasterio.open(tmp_path / "out.tif") as out:
-        seams, inside = seam_gradients(out.read(), 128)
-    assert seams <= inside, (seams, inside)
+        figures = seam_gradients(out.read(), 128)
+    assert figures["seam"] <= figures["inside"], figures
+
+
+def test_seam_gradients_finds_a_step_at_the_seam():
+    image = np.zeros((1, 64, 64), np.float32)
+    image[:, :, 32:] = 10
+    figures = seam_gradients(image, 32, grid=16)
+    assert figures["seam"] == pytest.approx(5.0) and figures["inside"] == 0 and figures["same_phase"] == 0
+
+
+def tile_payloads(path):
+    with container.MAGCReader(path) as reader:
+        return [reader.read_tile(i).payload for i in range(len(reader.index))]
+
+
+def test_encoder_sees_neighbour_pixels_but_codes_only_its_tile(tiny_model, tmp_path):
+    """With context, a tile's bits depend on the pixels next to it (so tile edges agree at decode);
+    without, they do not. Either way each tile decodes from its own bits."""
+    data = rgb(128, 64)
+    changed = data.copy()
+    changed[:, :, 64:96] = 255 - changed[:, :, 64:96]  # the second tile, next to the first one
+    for name, image in (("a", data), ("b", changed)):
+        src = write_tif(tmp_path / f"{name}.tif", image)
+        for context in (0, 64):
+            tiling.compress_raster(src, tmp_path / f"{name}{context}.magc", stripes, tiny_model, tile_size=64,
+                                   context=context)
+    assert tile_payloads(tmp_path / "a0.magc")[0] == tile_payloads(tmp_path / "b0.magc")[0]
+    assert tile_payloads(tmp_path / "a64.magc")[0] != tile_payloads(tmp_path / "b64.magc")[0]
+    report = tiling.decompress_raster(tmp_path / "a64.magc", tmp_path / "out.tif", stripes, tiny_model, steps=0)
+    assert report["guidance_mismatch"] == []
+
+
+@pytest.mark.parametrize("context", [32, -64, 128])
+def test_bad_encoder_context_is_refused(tiny_model, tmp_path, context):
+    src = write_tif(tmp_path / "in.tif", rgb(128, 64))
+    with pytest.raises(MAGCError, match="encoder context"):
+        tiling.compress_raster(src, tmp_path / "a.magc", None, tiny_model, tile_size=64, context=context)
+    assert files_in(tmp_path) == ["in.tif"]
 
 
 def test_positional_noise_agrees_where_windows_overlap():

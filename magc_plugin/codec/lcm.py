@@ -169,13 +169,23 @@ class LatentCompressionModule(CompressionModel):
         return eb._build_indexes(z_shape), eb._get_medians().detach().reshape(1, -1, 1, 1).expand(z_shape)
 
     @torch.no_grad()
+    def analyse(self, latent, one_hot):
+        """y = g_a(latent | map), on the latent's device."""
+        return self.g_a(latent, self.map_encoder(one_hot))
+
+    @torch.no_grad()
     def compress(self, latent, one_hot):
         """Encode one latent (batch 1) -> (payload bytes, y_hat as the decoder will see it)."""
-        if latent.shape[0] != 1:
+        return self.compress_y(self.analyse(latent, one_hot))
+
+    @torch.no_grad()
+    def compress_y(self, y):
+        """Entropy-code one y (batch 1) -> (payload bytes, y_hat as the decoder will see it)."""
+        if y.shape[0] != 1:
             raise MAGCError("LatentCompressionModule.compress codes one tile at a time (batch size 1).")
-        maps = self.map_encoder(one_hot)
-        y = self.g_a(latent, maps).cpu().float()
-        z = self.h_a(y.to(latent.device)).cpu().float()
+        device = y.device
+        y = y.cpu().float()
+        z = self.h_a(y.to(device)).cpu().float()
         # One rANS stream, hyper-latent first: one flush and no length field per tile (12 bytes less)
         eb = self.entropy_bottleneck
         z_indexes, z_medians = self._hyper_coding(z.shape)
@@ -226,6 +236,9 @@ class LatentCompressionModule(CompressionModel):
     @torch.no_grad()
     def decompress(self, payload, y_size, one_hot):
         """Payload + map -> latent_tilde (1, C, 4h, 4w) on the map's device."""
-        y_hat = self.decompress_y(payload, y_size)
-        maps = self.map_encoder(one_hot)
-        return self.g_s(y_hat.to(one_hot.device), maps)
+        return self.synthesise(self.decompress_y(payload, y_size), one_hot)
+
+    @torch.no_grad()
+    def synthesise(self, y_hat, one_hot):
+        """y_hat + map -> latent_tilde (1, C, 4h, 4w) on the map's device."""
+        return self.g_s(y_hat.to(one_hot.device), self.map_encoder(one_hot))

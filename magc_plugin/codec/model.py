@@ -30,6 +30,7 @@ from .sampler import SCHEDULE, sample
 FORMAT = "magc-model"
 FORMAT_VERSION = 1
 TILE_MULTIPLE = 64  # z is 1/64 of the image side
+Y_DOWNSCALE = 32    # y is 1/32 of the image side
 
 
 def resolve_device(device="auto"):
@@ -248,11 +249,23 @@ class MAGCModel(torch.nn.Module):
         return to_one_hot(check_class_raster(class_raster, shape), self.device)
 
     @torch.no_grad()
-    def compress_tile(self, image, class_raster):
+    def compress_tile(self, image, class_raster, core=None):
+        """Payload of one tile. core: (x, y, width, height) of the tile inside `image` when the image
+        also holds context around it (neighbour pixels): the encoder sees them, only the tile is coded,
+        so the latent at the tile's edges agrees with its neighbours' (no seams at decode)."""
         arr = self._check_tile(image)
         x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float().div(255).to(self.device)
-        latent = self.autoencoder.encode(x)
-        return self.lcm.compress(latent, self._one_hot(class_raster, arr.shape[:2]))[0]
+        y = self.lcm.analyse(self.autoencoder.encode(x), self._one_hot(class_raster, arr.shape[:2]))
+        if core is not None:
+            cx, cy, cw, ch = core
+            if min(core) < 0 or cx + cw > arr.shape[1] or cy + ch > arr.shape[0] or \
+                    any(v % TILE_MULTIPLE for v in (cw, ch)) or any(v % Y_DOWNSCALE for v in (cx, cy)):
+                raise MAGCError(f"The tile {core} (x, y, width, height) must lie inside the {arr.shape[1]}x"
+                                f"{arr.shape[0]} image, start on a multiple of {Y_DOWNSCALE} pixels and have "
+                                f"sides that are multiples of {TILE_MULTIPLE}.")
+            d = Y_DOWNSCALE
+            y = y[..., cy // d:(cy + ch) // d, cx // d:(cx + cw) // d]
+        return self.lcm.compress_y(y.contiguous())[0]
 
     @torch.no_grad()
     def decode_latent(self, payload, class_raster):
@@ -260,7 +273,7 @@ class MAGCModel(torch.nn.Module):
         h, w = raster.shape
         if h % TILE_MULTIPLE or w % TILE_MULTIPLE or not h or not w:
             raise MAGCError(f"Tile sides must be positive multiples of {TILE_MULTIPLE} pixels, got {w}x{h}.")
-        return self.lcm.decompress(bytes(payload), (h // 32, w // 32), self._one_hot(raster, raster.shape))
+        return self.lcm.decompress(bytes(payload), (h // Y_DOWNSCALE, w // Y_DOWNSCALE), self._one_hot(raster, raster.shape))
 
     @torch.no_grad()
     def sample(self, latent_tilde, class_raster, steps=20, noise=0, callback=None):
