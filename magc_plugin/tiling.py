@@ -407,8 +407,9 @@ def compress_raster(src_path, dst_path, guidance, model, *, bands=None, tile_siz
                 classes = guidance_for(guidance, transform, crs, cx0, cy0, cw, ch)
                 core = (x0 - cx0, y0 - cy0, *grid.padded(col, row))
                 tile_valid = valid[core[1]:core[1] + h, core[0]:core[0] + w]
-                yield (EncodeJob(n, _pad_reflect(rgb, cy1 - cy0, cx1 - cx0), _pad_reflect(classes, cy1 - cy0, cx1 - cx0),
-                                 core, tile_valid, bool(embed_guidance)),)
+                window = (cy1 - cy0, cx1 - cx0)
+                yield (EncodeJob(n, _pad_reflect(rgb, *window), _pad_reflect(classes, *window), core, tile_valid,
+                                 bool(embed_guidance)),)
 
         with MAGCWriter(dst_path, head, georef, runner.identity()) as writer, \
                 closing(_in_order(runner, encode_tile, jobs(), cancel)) as records:

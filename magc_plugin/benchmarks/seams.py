@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -89,27 +90,31 @@ def main(argv=None):
     side = 3 * args.tile_size
     model = MAGCModel.from_pretrained(args.model, device="cpu")
     work = Path(tempfile.mkdtemp(prefix="magc-seams-"))
-    samples = []
-    for i, (name, image, classes) in enumerate(dubai_crops(side, args.images)):
-        write_crop(work / f"src{i}.tif", image)
-        samples.append((name, work / f"src{i}.tif", class_lookup(classes)))
-    if not samples:
-        samples = [("synthetic", write_test_raster(work / "src.tif", side), synthetic_guidance)]
-    ways = {"one tile (reference)": (side, 0), "tiles, encoder context 0": (args.tile_size, 0),
-            f"tiles, encoder context {tiling.ENCODE_CONTEXT}": (args.tile_size, tiling.ENCODE_CONTEXT)}
-    rows = {"original": []}
-    for name, src, guidance in samples:
-        with rasterio.open(src) as f:
-            rows["original"].append({"image": name, **seam_gradients(f.read(), args.tile_size)})
-        for way, (tile_size, context) in ways.items():
-            start = time.time()
-            coded = tiling.compress_raster(src, work / "a.magc", guidance, model, tile_size=tile_size, context=context)
-            tiling.decompress_raster(work / "a.magc", work / "out.tif", guidance, model, steps=args.steps)
-            with rasterio.open(work / "out.tif") as f:
-                figures = seam_gradients(f.read(), args.tile_size)
-            rows.setdefault(way, []).append({"image": name, "bpp": coded["bpp"], "seconds": time.time() - start,
-                                             **figures})
-            print(f"[{time.strftime('%H:%M:%S')}] {name} {way}: {json.dumps(rows[way][-1])}", flush=True)
+    try:
+        samples = []
+        for i, (name, image, classes) in enumerate(dubai_crops(side, args.images)):
+            write_crop(work / f"src{i}.tif", image)
+            samples.append((name, work / f"src{i}.tif", class_lookup(classes)))
+        if not samples:
+            samples = [("synthetic", write_test_raster(work / "src.tif", side), synthetic_guidance)]
+        ways = {"one tile (reference)": (side, 0), "tiles, encoder context 0": (args.tile_size, 0),
+                f"tiles, encoder context {tiling.ENCODE_CONTEXT}": (args.tile_size, tiling.ENCODE_CONTEXT)}
+        rows = {"original": []}
+        for name, src, guidance in samples:
+            with rasterio.open(src) as f:
+                rows["original"].append({"image": name, **seam_gradients(f.read(), args.tile_size)})
+            for way, (tile_size, context) in ways.items():
+                start = time.time()
+                coded = tiling.compress_raster(src, work / "a.magc", guidance, model, tile_size=tile_size,
+                                               context=context)
+                tiling.decompress_raster(work / "a.magc", work / "out.tif", guidance, model, steps=args.steps)
+                with rasterio.open(work / "out.tif") as f:
+                    figures = seam_gradients(f.read(), args.tile_size)
+                rows.setdefault(way, []).append({"image": name, "bpp": coded["bpp"], "seconds": time.time() - start,
+                                                 **figures})
+                print(f"[{time.strftime('%H:%M:%S')}] {name} {way}: {json.dumps(rows[way][-1])}", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     results = {"model": str(args.model), "tile_size": args.tile_size, "side": side, "steps": args.steps,
                "blend_margin": tiling.BLEND_MARGIN, "platform": platform.platform(), "cpu_count": os.cpu_count(),
                "rows": rows}
@@ -124,7 +129,8 @@ def write_markdown(results, path):
     images = sorted({r["image"] for r in results["rows"]["original"]})
     lines = ["# Tile seams", "",
              f"{len(images)} crops of {results['side']} x {results['side']} px ({', '.join(images)}), tiles of "
-             f"{results['tile_size']} px, {results['steps']} diffusion steps, blend margin {results['blend_margin']} px, "
+             f"{results['tile_size']} px, {results['steps']} diffusion steps, blend margin {results['blend_margin']} "
+             "px, "
              f"model `{results['model']}`. Seam lines: where tiles meet (also measured on the images that are one "
              "tile). Ratios of the mean |gradient| across seam lines to that across the lines inside tiles at the "
              f"same place in the {GRID}-pixel latent grid, and to that across every inside line (means over the "

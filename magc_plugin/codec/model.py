@@ -273,7 +273,8 @@ class MAGCModel(torch.nn.Module):
         h, w = raster.shape
         if h % TILE_MULTIPLE or w % TILE_MULTIPLE or not h or not w:
             raise MAGCError(f"Tile sides must be positive multiples of {TILE_MULTIPLE} pixels, got {w}x{h}.")
-        return self.lcm.decompress(bytes(payload), (h // Y_DOWNSCALE, w // Y_DOWNSCALE), self._one_hot(raster, raster.shape))
+        y_size = (h // Y_DOWNSCALE, w // Y_DOWNSCALE)
+        return self.lcm.decompress(bytes(payload), y_size, self._one_hot(raster, raster.shape))
 
     @torch.no_grad()
     def sample(self, latent_tilde, class_raster, steps=20, noise=0, callback=None):
