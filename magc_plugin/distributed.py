@@ -36,7 +36,7 @@ from . import tiling
 from .codec.errors import MAGCError
 
 CONNECT_TIMEOUT_S = 5
-POLL_S = 0.2                # how often a driver waiting on a result checks for cancel
+POLL_S = 0.02               # how often a driver waiting on a result checks for it and for cancel
 FILES_IN_FLIGHT = 2         # rasters coded at a time; each holds a few tiles and one strip in the driver
 TASKS_PER_THREAD = 2        # tasks submitted ahead per worker thread, so no worker waits for the driver
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".img", ".vrt", ".png")
@@ -91,11 +91,12 @@ class DaskRunner:
         return self.result(self.submit(model_identity))
 
     def result(self, future, cancel=None):
-        while True:
-            try:
-                return future.result(timeout=POLL_S)
-            except TimeoutError:
-                tiling.check_cancel(cancel)
+        # Polls done() rather than result(timeout=...): under load the latter can fail with a spurious
+        # UnboundLocalError when its timeout races the task's completion (dask/distributed#8514).
+        while not future.done():
+            tiling.check_cancel(cancel)
+            time.sleep(POLL_S)
+        return future.result()
 
     def cancel(self, futures):
         if futures:
