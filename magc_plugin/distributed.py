@@ -5,7 +5,7 @@
     driver (this process)                                  Dask workers, one model each
     +-------------------------------------+  jobs          +------------------------------+
     | read tiles + guidance (the map)     | ------------>  | encode_tile                  |
-    | keep the file order, a few ahead    |                | decode_tile_latent           |
+    | keep the file order, a few ahead    |                | decode_tile_y                |
     | write .magc / GeoTIFF (same writers)| <------------  | decode_window                |
     +-------------------------------------+  results       +------------------------------+
 
@@ -14,7 +14,7 @@ The driver runs :func:`magc_plugin.tiling.compress_raster` / ``decompress_raster
 are byte-identical to the single-process ones and the GeoTIFFs equal up to PyTorch's CPU float
 noise (see docs/ARCHITECTURE.md). Workers load the model once (by folder or
 preset name, at the file's rate) and keep it. A worker that dies loses only tasks, which
-the scheduler runs again elsewhere (stage-1 latents are recomputed from their lineage);
+the scheduler runs again elsewhere (tiles' y_hat are recomputed from their lineage);
 the output files are written by the driver alone, through temporary files. The guidance
 callable stays in the driver (QGIS layers cannot travel), so workers need neither the
 map nor QGIS: only this package, PyTorch and the model.

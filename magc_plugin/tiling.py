@@ -12,27 +12,28 @@ guidance class raster of the same window. The encoder sees ``context`` pixels of
 neighbour tiles around each tile but codes only the tile's part of y: without them the
 encoder pads at every tile edge, and the decoded latents of two neighbours disagree
 along their common edge, which blending cannot hide (measured in
-``magc_plugin.benchmarks.seams``).
+``magc_plugin.benchmarks.seams``). The decoder mirrors it: stage 1 synthesises each
+window from the y_hat of all the tiles under it.
 
 Decoding without seams::
 
-      tile latents (stage 1, per tile)         windows (tile + margin of neighbours)
-      +-----+-----+-----+                      +---------+
-      | z00 | z01 | z02 |    diffusion on ->   |  . z11 .|  noise drawn from the seed and the
-      +-----+-----+-----+    each window       |  .     .|  *global* latent position, so two
-      | z10 | z11 | z12 |                      +---------+  windows agree where they overlap
+      tiles' y_hat (entropy-decoded per tile)  windows (tile + margin of neighbours)
+      +-----+-----+-----+                      +---------+  stage 1 (g_s) on the window's y_hat, then
+      | y00 | y01 | y02 |    per window ->     |  . y11 .|  diffusion with noise drawn from the seed
+      +-----+-----+-----+                      |  .     .|  and the *global* latent position, so two
+      | y10 | y11 | y12 |                      +---------+  windows agree where they overlap
       +-----+-----+-----+
                                  pixels of overlapping windows are feather-blended
                                  (linear ramps over the 2 x margin overlap band)
 
-No extra bits are spent for the windows: their context comes from the neighbours' decoded latents.
+No extra bits are spent for the windows: their context comes from the neighbours' y_hat.
 Rows of windows are processed top to bottom, keeping only one strip of blended
-pixels and the latents of three rows of tiles. A region decode samples the windows
+pixels and the y_hat of three rows of tiles. A region decode samples the windows
 that touch the region, so it gives the same pixels as a full decode.
 
 The unit of work is a pure function of plain data: ``encode_tile`` (tile in, record
-out), ``decode_tile_latent`` (record in, stage-1 latent out) and ``decode_window``
-(latents in, pixels out). This module reads, orders and writes; a *runner* calls the
+out), ``decode_tile_y`` (record in, y_hat out) and ``decode_window`` (y_hat of a
+window's tiles in, pixels out). This module reads, orders and writes; a *runner* calls the
 functions: :class:`LocalRunner` here, when asked (the default), or
 ``magc_plugin.distributed``'s Dask runner on a cluster, many at a time. Both give the
 same .magc bytes, and the same pixels up to PyTorch's CPU float noise (see docs/ARCHITECTURE.md).
@@ -64,6 +65,7 @@ BLEND_MARGIN = 64          # pixels of neighbour context on each side of a tile 
 OVERVIEW_SIDE = 1024       # the stretch's percentiles come from a decimated read of at most this side
 STRETCH_PERCENTILES = (2.0, 98.0)
 DOWNSCALE = 8              # image pixels per latent pixel
+Y_DOWNSCALE = 32           # image pixels per pixel of y, what the tiles' bits code
 WRITE_ROWS = 256           # decoded rows are mapped back and written this many at a time
 
 
@@ -739,7 +741,7 @@ class WindowJob:
     x1: int
     y1: int
     classes: np.ndarray      # (y1 - y0, x1 - x0) uint8 guidance of the window
-    pieces: list             # per latent handed to decode_window: (window slices, tile slices) in latent pixels
+    pieces: list             # per y_hat handed to decode_window: (window slices, tile slices) in pixels of y
     feathered: tuple         # (left, right, up, down): the sides shared with a neighbour that has data
     margin: int
     steps: int
@@ -747,10 +749,11 @@ class WindowJob:
     noise_block: int         # latent pixels per block of positional noise (one tile)
 
 
-def decode_tile_latent(model, payload, classes, where):
-    """Stage 1 of one tile: its z_tilde as a (C, h, w) float32 array. `where` names the tile in errors."""
+def decode_tile_y(model, payload, tile_shape, where):
+    """The entropy-decoded y_hat of one tile of (height, width) pixels, as a (M, h/32, w/32) float32
+    array. `where` names the tile in errors."""
     try:
-        return model.decode_latent(payload, classes)[0].cpu().numpy()
+        return model.decode_y(payload, tile_shape)[0].numpy()
     except MAGCError as exc:
         raise MAGCError(f"Tile {where} of the .magc file: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 (a payload that passed its CRC but still cannot be decoded)
@@ -758,15 +761,18 @@ def decode_tile_latent(model, payload, classes, where):
                         "written by an incompatible model.") from exc
 
 
-def decode_window(model, job, latents, callback=None):
-    """Decode one window from the stage-1 latents of its pieces: (8-bit image, blend weights, x0, y0).
+def decode_window(model, job, ys, callback=None):
+    """Decode one window from the y_hat of its pieces: (8-bit image, blend weights, x0, y0).
 
-    callback(step, total) is called after each diffusion step and may raise to cancel.
+    The pieces' y_hat are laid side by side and synthesised together, so stage 1 sees across
+    tile edges as the encoder did. callback(step, total) is called after each diffusion step
+    and may raise to cancel.
     """
     import torch
-    z = torch.zeros((1, latents[0].shape[0], (job.y1 - job.y0) // DOWNSCALE, (job.x1 - job.x0) // DOWNSCALE))
-    for (window_part, tile_part), latent in zip(job.pieces, latents):
-        z[(0, slice(None)) + window_part] = torch.from_numpy(latent[(slice(None),) + tile_part])
+    y = torch.zeros((1, ys[0].shape[0], (job.y1 - job.y0) // Y_DOWNSCALE, (job.x1 - job.x0) // Y_DOWNSCALE))
+    for (window_part, tile_part), tile_y in zip(job.pieces, ys):
+        y[(0, slice(None)) + window_part] = torch.from_numpy(tile_y[(slice(None),) + tile_part])
+    z = model.synthesise(y, job.classes)
     if job.steps > 0:
         noise = PositionalNoise(job.seed, job.x0 // DOWNSCALE, job.y0 // DOWNSCALE, job.noise_block)
         z = model.sample(z, job.classes, job.steps, noise=noise, callback=callback)
@@ -782,7 +788,7 @@ class _Windows:
     def __init__(self, runner, grid, tiles, margin, steps, seed):
         self.runner, self.grid, self.tiles = runner, grid, tiles
         self.margin, self.steps, self.seed = margin, steps, seed
-        self.latents = {}  # (col, row) -> the runner's handle, for the rows that windows still read
+        self.latents = {}  # (col, row) -> the runner's handle on its y_hat, for the rows windows still read
 
     def classes(self, col, row):
         pw, ph = self.grid.padded(col, row)
@@ -793,15 +799,16 @@ class _Windows:
 
     def latent(self, col, row):
         if (col, row) not in self.latents:
-            self.latents[(col, row)] = self.runner.submit(decode_tile_latent, self.tiles[(col, row)][0].payload,
-                                                          self.classes(col, row), f"({col},{row})")
+            pw, ph = self.grid.padded(col, row)
+            self.latents[(col, row)] = self.runner.submit(decode_tile_y, self.tiles[(col, row)][0].payload,
+                                                          (ph, pw), f"({col},{row})")
         return self.latents[(col, row)]
 
     def task(self, col, row):
         """(WindowJob, latent handles) of the window of tile (col, row); windows come row by row."""
         for key in [k for k in self.latents if k[1] < row - 1]:  # rows that no later window reads
             del self.latents[key]
-        grid, m, d = self.grid, self.margin, DOWNSCALE
+        grid, m, d = self.grid, self.margin, Y_DOWNSCALE
         x0, y0, _, _ = grid.window(col, row)
         pw, ph = grid.padded(col, row)
         feathered = (self.has_data(col - 1, row), self.has_data(col + 1, row),
@@ -828,7 +835,8 @@ class _Windows:
                 pieces.append(((slice((ya - wy0) // d, (yb - wy0) // d), slice((xa - wx0) // d, (xb - wx0) // d)),
                                (slice((ya - ty0) // d, (yb - ty0) // d), slice((xa - tx0) // d, (xb - tx0) // d))))
                 latents.append(self.latent(c, r))
-        job = WindowJob(wx0, wy0, wx1, wy1, classes, pieces, feathered, m, self.steps, self.seed, grid.tile // d)
+        job = WindowJob(wx0, wy0, wx1, wy1, classes, pieces, feathered, m, self.steps, self.seed,
+                        grid.tile // DOWNSCALE)
         return job, latents
 
 

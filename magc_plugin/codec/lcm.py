@@ -234,11 +234,6 @@ class LatentCompressionModule(CompressionModel):
         return torch.cat(y_hat_slices, dim=1)
 
     @torch.no_grad()
-    def decompress(self, payload, y_size, one_hot):
-        """Payload + map -> latent_tilde (1, C, 4h, 4w) on the map's device."""
-        return self.synthesise(self.decompress_y(payload, y_size), one_hot)
-
-    @torch.no_grad()
     def synthesise(self, y_hat, one_hot):
         """y_hat + map -> latent_tilde (1, C, 4h, 4w) on the map's device."""
         return self.g_s(y_hat.to(one_hot.device), self.map_encoder(one_hot))

@@ -268,13 +268,25 @@ class MAGCModel(torch.nn.Module):
         return self.lcm.compress_y(y.contiguous())[0]
 
     @torch.no_grad()
-    def decode_latent(self, payload, class_raster):
-        raster = check_class_raster(class_raster)
-        h, w = raster.shape
+    def decode_y(self, payload, tile_shape):
+        """Entropy decoding of one tile of (height, width) pixels: y_hat (1, M, h/32, w/32) on the CPU,
+        bit-identical to the encoder's."""
+        h, w = tile_shape
         if h % TILE_MULTIPLE or w % TILE_MULTIPLE or not h or not w:
             raise MAGCError(f"Tile sides must be positive multiples of {TILE_MULTIPLE} pixels, got {w}x{h}.")
-        y_size = (h // Y_DOWNSCALE, w // Y_DOWNSCALE)
-        return self.lcm.decompress(bytes(payload), y_size, self._one_hot(raster, raster.shape))
+        return self.lcm.decompress_y(bytes(payload), (h // Y_DOWNSCALE, w // Y_DOWNSCALE))
+
+    @torch.no_grad()
+    def synthesise(self, y_hat, class_raster):
+        """Stage 1's latent_tilde from y_hat (one tile's, or several tiles' side by side) and the map under it."""
+        raster = check_class_raster(class_raster)
+        return self.lcm.synthesise(y_hat, self._one_hot(raster, (y_hat.shape[-2] * Y_DOWNSCALE,
+                                                                  y_hat.shape[-1] * Y_DOWNSCALE)))
+
+    def decode_latent(self, payload, class_raster):
+        """Stage 1 of one tile: latent_tilde (1, C, h/8, w/8)."""
+        raster = check_class_raster(class_raster)
+        return self.synthesise(self.decode_y(payload, raster.shape), raster)
 
     @torch.no_grad()
     def sample(self, latent_tilde, class_raster, steps=20, noise=0, callback=None):
