@@ -675,7 +675,7 @@ def decompress_raster(src_path, dst_path, guidance=None, model="default", *, ste
         out_tiles = {(c, r) for c in range(ox0 // grid.tile, (ox1 - 1) // grid.tile + 1)
                      for r in range(oy0 // grid.tile, (oy1 - 1) // grid.tile + 1)}
         margin = min(int(blend_margin), grid.tile // 2) // TILE_MULTIPLE * TILE_MULTIPLE
-        # The windows that touch the output, and the tiles whose latents those windows read.
+        # The windows that touch the output, and the tiles whose y_hat those windows read.
         windows = _dilate(out_tiles, grid, 1 if margin else 0)
         needed = _dilate(windows, grid, 1 if margin else 0)
         _progress(progress, 0.0, "Reading the tiles and the guidance")
@@ -783,12 +783,12 @@ def decode_window(model, job, ys, callback=None):
 
 
 class _Windows:
-    """Lays out each tile's window and submits the stage-1 latents that windows read, once per tile."""
+    """Lays out each tile's window and submits the entropy decoding of the tiles that windows read, once per tile."""
 
     def __init__(self, runner, grid, tiles, margin, steps, seed):
         self.runner, self.grid, self.tiles = runner, grid, tiles
         self.margin, self.steps, self.seed = margin, steps, seed
-        self.latents = {}  # (col, row) -> the runner's handle on its y_hat, for the rows windows still read
+        self.ys = {}  # (col, row) -> the runner's handle on the tile's y_hat, for the rows windows still read
 
     def classes(self, col, row):
         pw, ph = self.grid.padded(col, row)
@@ -797,17 +797,17 @@ class _Windows:
     def has_data(self, col, row):
         return (col, row) in self.tiles and self.tiles[(col, row)][0].mask_kind != MASK_ALL_NODATA
 
-    def latent(self, col, row):
-        if (col, row) not in self.latents:
+    def y_hat(self, col, row):
+        if (col, row) not in self.ys:
             pw, ph = self.grid.padded(col, row)
-            self.latents[(col, row)] = self.runner.submit(decode_tile_y, self.tiles[(col, row)][0].payload,
-                                                          (ph, pw), f"({col},{row})")
-        return self.latents[(col, row)]
+            self.ys[(col, row)] = self.runner.submit(decode_tile_y, self.tiles[(col, row)][0].payload, (ph, pw),
+                                                     f"({col},{row})")
+        return self.ys[(col, row)]
 
     def task(self, col, row):
         """(WindowJob, latent handles) of the window of tile (col, row); windows come row by row."""
-        for key in [k for k in self.latents if k[1] < row - 1]:  # rows that no later window reads
-            del self.latents[key]
+        for key in [k for k in self.ys if k[1] < row - 1]:  # rows that no later window reads
+            del self.ys[key]
         grid, m, d = self.grid, self.margin, Y_DOWNSCALE
         x0, y0, _, _ = grid.window(col, row)
         pw, ph = grid.padded(col, row)
@@ -819,8 +819,8 @@ class _Windows:
         wx1 = x0 + pw + (min(m, grid.padded(col + 1, row)[0]) if right else 0)
         wy1 = y0 + ph + (min(m, grid.padded(col, row + 1)[1]) if down else 0)
         classes = np.zeros((wy1 - wy0, wx1 - wx0), np.uint8)
-        pieces, latents = [], []
-        # The window's own tile first: decode_window takes the latent channels from it.
+        pieces, ys = [], []
+        # The window's own tile first: decode_window takes the channel count of y from it.
         for c, r in [(col, row)] + [(c, r) for r in range(row - 1, row + 2) for c in range(col - 1, col + 2)
                                     if (c, r) != (col, row)]:
             if (c, r) not in self.tiles:
@@ -834,10 +834,10 @@ class _Windows:
             if self.has_data(c, r):
                 pieces.append(((slice((ya - wy0) // d, (yb - wy0) // d), slice((xa - wx0) // d, (xb - wx0) // d)),
                                (slice((ya - ty0) // d, (yb - ty0) // d), slice((xa - tx0) // d, (xb - tx0) // d))))
-                latents.append(self.latent(c, r))
+                ys.append(self.y_hat(c, r))
         job = WindowJob(wx0, wy0, wx1, wy1, classes, pieces, feathered, m, self.steps, self.seed,
                         grid.tile // DOWNSCALE)
-        return job, latents
+        return job, ys
 
 
 def _output_profile(head, geo, transform, x0, y0, width, height):
