@@ -155,7 +155,7 @@ def write_markdown(results, path):
                          f"{growth:+.0%} over {sides[0]} px ({'meets' if growth <= TARGET_GROWTH else 'MISSES'} "
                          f"the {TARGET_GROWTH:.0%} target)")
     lines += ["", "By the code's design, what grows with the raster is proportional to its width, not its area: the "
-              "encoder's GDAL block cache (two rows of tiles), and the decoder's latents of three rows of tiles, "
+              "encoder's GDAL block cache (two rows of tiles), and the decoder's y_hat of three rows of tiles, "
               "its blending rows and its block cache. That split is not measured separately. Reproduce: "
               "`python -m magc_plugin.benchmarks.memory OUT` (about 1 hour on 2 cores)."]
     Path(path).write_text("\n".join(lines) + "\n")
