@@ -357,7 +357,7 @@ def context_window(grid, col, row, context):
             x0 + pw + (context if col < grid.cols - 1 else 0), y0 + ph + (context if row < grid.rows - 1 else 0))
 
 
-def compress_raster(src_path, dst_path, guidance, model, *, bands=None, tile_size=DEFAULT_TILE_SIZE, overlap=0,
+def compress_raster(src_path, dst_path, guidance, model, *, bands=None, tile_size=DEFAULT_TILE_SIZE,
                     embed_guidance=False, rate=None, device="auto", engine=None, context=ENCODE_CONTEXT,
                     progress=None, cancel=None):
     """Compress a raster to a .magc file, tile by tile.
@@ -374,9 +374,6 @@ def compress_raster(src_path, dst_path, guidance, model, *, bands=None, tile_siz
     tile_size = int(tile_size)
     if tile_size < TILE_MULTIPLE or tile_size % TILE_MULTIPLE:
         raise MAGCError(f"The tile size must be a positive multiple of {TILE_MULTIPLE} pixels, not {tile_size}.")
-    if overlap:
-        raise MAGCError("Tiles are coded without overlap (the encoder's context and the decoder's blending remove "
-                        "seams): use overlap=0.")
     context = int(context)
     if context < 0 or context % TILE_MULTIPLE or context > tile_size:
         raise MAGCError(f"The encoder context must be a multiple of {TILE_MULTIPLE} pixels between 0 and the tile "

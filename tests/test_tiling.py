@@ -348,6 +348,13 @@ def test_no_visible_seams(tiny_model, tmp_path):
     assert figures["seam"] <= figures["inside"], figures
 
 
+def test_grid_constants_match_the_codec():
+    """tiling keeps its own copies (it must import without torch): they must agree with the codec's."""
+    from magc_plugin.codec import autoencoder, model
+    assert (tiling.TILE_MULTIPLE, tiling.Y_DOWNSCALE, tiling.DOWNSCALE) == \
+        (model.TILE_MULTIPLE, model.Y_DOWNSCALE, autoencoder.DOWNSCALE)
+
+
 def test_seam_gradients_finds_a_step_at_the_seam():
     image = np.zeros((1, 64, 64), np.float32)
     image[:, :, 32:] = 10

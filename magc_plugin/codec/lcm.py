@@ -182,10 +182,9 @@ class LatentCompressionModule(CompressionModel):
     def compress_y(self, y):
         """Entropy-code one y (batch 1) -> (payload bytes, y_hat as the decoder will see it)."""
         if y.shape[0] != 1:
-            raise MAGCError("LatentCompressionModule.compress codes one tile at a time (batch size 1).")
-        device = y.device
+            raise MAGCError("LatentCompressionModule.compress_y codes one tile at a time (batch size 1).")
+        z = self.h_a(y).cpu().float()
         y = y.cpu().float()
-        z = self.h_a(y.to(device)).cpu().float()
         # One rANS stream, hyper-latent first: one flush and no length field per tile (12 bytes less)
         eb = self.entropy_bottleneck
         z_indexes, z_medians = self._hyper_coding(z.shape)
