@@ -1,4 +1,4 @@
-"""python -m magc_plugin.training [--out FOLDER] [--work FOLDER] [--device auto] [--steps-scale 1.0]"""
+"""python -m magc_plugin.training [--out FOLDER] [--work FOLDER] [--device auto] [--steps-scale 1.0] [--lcm RATE]"""
 import argparse
 import os
 
@@ -20,13 +20,15 @@ def main(argv=None):
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply every stage's step count")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
+    parser.add_argument("--lcm", metavar="RATE", help="train only this rate's latent compression module (rates can "
+                                                      "run in parallel processes, e.g. one thread each)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     base = GPU_STEPS if device.type == "cuda" else CPU_STEPS
     steps = {k: max(1, int(v * args.steps_scale)) for k, v in base.items()}
-    Trainer(args.work, args.out, device, steps=steps).run()
+    Trainer(args.work, args.out, device, steps=steps).run(lcm_only=args.lcm)
 
 
 if __name__ == "__main__":

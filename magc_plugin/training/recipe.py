@@ -42,7 +42,7 @@ RATES = {
 }
 LAMBDA_START, LAMBDA_WARMUP, LAMBDA_GAIN = 8.0, 100, 0.02
 LCM_LR = 5e-4
-CPU_STEPS = {"ae": 100, "lcm": 600, "denoiser": 4000}
+CPU_STEPS = {"ae": 100, "lcm": 2100, "denoiser": 8000}
 # On a CPU the denoiser gets more, smaller updates in the same time.
 CPU_DENOISER_BATCH = 8
 GPU_STEPS = {"ae": 4000, "lcm": 20000, "denoiser": 60000}
@@ -97,6 +97,7 @@ class Trainer:
         self.config = compact_config(rates={r: {"target_bpp": bpp} for r, bpp in RATES.items()})
         self.config["default_rate"] = "medium"
         self.timings = {}
+        self.extended = {}
 
     def log(self, msg):
         log(msg, self.logfile)
@@ -113,6 +114,21 @@ class Trainer:
     def _load(self, name):
         p = self._ckpt(name)
         return torch.load(p, map_location="cpu", weights_only=False) if p.exists() else None
+
+    def _finished(self, name, state, total):
+        """True when the stage's checkpoint is done with at least `total` steps (its record is then kept)."""
+        if not (state and state.get("done") and state["step"] >= total):
+            return False
+        self.timings[name] = state.get("seconds", 0.0)
+        self.extended[name] = state.get("extended", [])
+        return True
+
+    @staticmethod
+    def _extensions(state):
+        """The steps at which a finished stage was extended to more steps (with a fresh optimiser)."""
+        if not state:
+            return []
+        return state.get("extended", []) + ([state["step"]] if state.get("done") else [])
 
     @staticmethod
     def _clock(state):
@@ -218,10 +234,10 @@ class Trainer:
         target = RATES[rate]
         lcm = LatentCompressionModule(**self.config["lcm"])
         state = self._load(name)
-        if state and state.get("done"):
+        total = self.steps["lcm"]
+        if self._finished(name, state, total):
             lcm.load_state_dict(state["model"])
             self.config["rates"][rate]["lambda"] = state["lambda"]
-            self.timings[name] = state.get("seconds", 0.0)
             return lcm
         lcm.to(self.device).train()
         named = dict(lcm.named_parameters())
@@ -231,21 +247,22 @@ class Trainer:
         params = nets + density
         # The hyper-latent's factorized density starts wide (~5 bits a symbol); at the nets' learning
         # rate it would stay so for thousands of steps, a rate floor far above the targets.
-        opt = torch.optim.Adam([{"params": nets, "lr": LCM_LR}, {"params": density, "lr": 5e-3}])
+        base_lrs = (LCM_LR, 5e-3)
+        opt = torch.optim.Adam([{"params": nets, "lr": base_lrs[0]}, {"params": density, "lr": base_lrs[1]}])
         aux_opt = torch.optim.Adam(aux, lr=1e-2)
         start, lam, bpp_avg = 0, LAMBDA_START, target
         if state:
             lcm.load_state_dict(state["model"], strict=False)
-            opt.load_state_dict(state["opt"])
-            aux_opt.load_state_dict(state["aux_opt"])
-            start, lam, bpp_avg = state["step"], state["lambda"], state["bpp_avg"]
-        total = self.steps["lcm"]
+            start, lam, bpp_avg = state["step"], state["lambda"], state.get("bpp_avg", target)
+            if not state.get("done"):
+                opt.load_state_dict(state["opt"])
+                aux_opt.load_state_dict(state["aux_opt"])
+        extended = self._extensions(state)
         rng = np.random.default_rng(self.seed + 1000 + start + int(target * 1000))
         t0 = self._clock(state)
         for step in tqdm(range(start, total), desc=f"lcm {rate}", initial=start, total=total, mininterval=10):
-            if step == int(total * 0.8):
-                for g in opt.param_groups:
-                    g["lr"] /= 4
+            for g, lr in zip(opt.param_groups, base_lrs):
+                g["lr"] = lr / 4 if step >= int(total * 0.8) else lr
             latent, one_hot = self._latent_batch(cache, rng)
             out = lcm(latent, one_hot)
             pixels = latent.shape[0] * latent.shape[2] * latent.shape[3] * 64
@@ -270,12 +287,14 @@ class Trainer:
                          f"lambda {lam:.3f} aux {aux_loss.item():.1f}")
             if step % 250 == 249:
                 self._save(name, model=lcm.state_dict(), opt=opt.state_dict(), aux_opt=aux_opt.state_dict(), step=step + 1,
-                           seconds=time.time() - t0, **{"lambda": lam, "bpp_avg": bpp_avg})
+                           seconds=time.time() - t0, extended=extended, **{"lambda": lam, "bpp_avg": bpp_avg})
         lcm.cpu().eval()
         lcm.update(force=True)
         self.timings[name] = time.time() - t0
+        self.extended[name] = extended
         self.config["rates"][rate]["lambda"] = lam
-        self._save(name, model=lcm.state_dict(), step=total, done=True, seconds=self.timings[name], **{"lambda": lam})
+        self._save(name, model=lcm.state_dict(), step=total, done=True, seconds=self.timings[name], extended=extended,
+                   **{"lambda": lam, "bpp_avg": bpp_avg})
         return lcm
 
     # -- stage 4: denoiser -----------------------------------------------------------------
@@ -283,9 +302,9 @@ class Trainer:
         model = MAGCModel.from_config(self.config)
         den = model.denoiser
         state = self._load("denoiser")
-        if state and state.get("done"):
+        total = self.steps["denoiser"]
+        if self._finished("denoiser", state, total):
             den.load_state_dict(state["ema"])
-            self.timings["denoiser"] = state.get("seconds", 0.0)
             return den
         ema = MAGCModel.from_config(self.config).denoiser
         ema.load_state_dict(den.state_dict())
@@ -296,13 +315,15 @@ class Trainer:
         opt = torch.optim.AdamW(den.parameters(), lr=3e-4, weight_decay=0.01)
         start = 0
         if state:
-            den.load_state_dict(state["model"])
+            # a finished stage keeps only its EMA weights: an extension continues from them
+            den.load_state_dict(state["ema" if state.get("done") else "model"])
             ema.load_state_dict(state["ema"])
-            opt.load_state_dict(state["opt"])
+            if not state.get("done"):
+                opt.load_state_dict(state["opt"])
             start = state["step"]
+        extended = self._extensions(state)
         scheduler = training_scheduler(self.config["schedule"])
         alphas = scheduler.alphas_cumprod.to(self.device)
-        total = self.steps["denoiser"]
         rng = np.random.default_rng(self.seed + 2000 + start)
         gen = torch.Generator().manual_seed(self.seed + start)
         rates = list(lcms)
@@ -330,9 +351,11 @@ class Trainer:
                 self.log(f"denoiser step {step} {scheduler.config.prediction_type} mse {loss.item():.4f}")
             if step % 250 == 249:
                 self._save("denoiser", model=den.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), step=step + 1,
-                           seconds=time.time() - t0)
+                           seconds=time.time() - t0, extended=extended)
         self.timings["denoiser"] = time.time() - t0
-        self._save("denoiser", ema=ema.state_dict(), step=total, done=True, seconds=self.timings["denoiser"])
+        self.extended["denoiser"] = extended
+        self._save("denoiser", ema=ema.state_dict(), step=total, done=True, seconds=self.timings["denoiser"],
+                   extended=extended)
         return ema.cpu()
 
     # -- stage 5: export ----------------------------------------------------------------------
@@ -346,17 +369,25 @@ class Trainer:
             "device": str(self.device), "hardware": f"{platform.processor() or platform.machine()}, "
                                                     f"{torch.get_num_threads()} threads",
             "seconds": {k: round(v) for k, v in self.timings.items()},
+            "extended": {k: v for k, v in self.extended.items() if v},
         }
         # float16 storage halves the shipped files (60 MB budget); inference still runs in float32
         model.save_pretrained(self.out, lcms=lcms, storage_dtype=torch.float16)
         self.log(f"model written to {self.out}")
 
-    def run(self):
+    def run(self, lcm_only=None):
+        """The whole recipe, or with `lcm_only` (a rate) that rate's LCM stage alone: the rates can then
+        train in parallel processes and the full run picks up their finished checkpoints."""
         if not data.have_data():
             raise SystemExit(f"Training needs ../shared/data (looked in {data.data_root()}).")
+        if lcm_only is not None and lcm_only not in RATES:
+            raise SystemExit(f"Unknown rate {lcm_only!r}: choose one of {', '.join(RATES)}.")
         torch.manual_seed(self.seed)
         ae = self.stage_ae()
         cache = self.stage_cache(ae)
+        if lcm_only is not None:
+            self.stage_lcm(cache, lcm_only)
+            return
         lcms = {rate: self.stage_lcm(cache, rate) for rate in RATES}
         den = self.stage_denoiser(cache, lcms)
         self.export(ae, lcms, den)

@@ -122,8 +122,13 @@ def model_card(config, results, n, steps):
         "- Held out (validation/test): Dubai tiles 7 and 8, and all Catanduanes OAM tiles.",
         "- Augmentation: random crops and the 8 flips/rotations.", "",
         "## Training",
-        f"- Hardware: {t.get('hardware', '?')} on device `{t.get('device', '?')}` (no GPU was available for this run).",
+        f"- Hardware: {t.get('hardware', '?')} on device `{t.get('device', '?')}`"
+        + (" (no GPU was available for this run)." if t.get("device") == "cpu" else "."),
         f"- Steps: {t.get('steps')}; batch {t.get('batch')} (denoiser {t.get('denoiser_batch')}); seed {t.get('seed')}.",
+        *([f"- Extended stages: {', '.join(f'{k} from step {v[-1]}' for k, v in t['extended'].items())}. Each was "
+           "trained to the shorter step count first, then continued to the count above with a fresh optimiser "
+           "(`build.py train` with more steps resumes from the finished checkpoints); wall times add both runs."]
+          if t.get("extended") else []),
         "- Rate presets (target bpp on 128-pixel training crops -> lambda reached by the steering): "
         + ", ".join(f"{r} {c.get('target_bpp')} -> {c.get('lambda', float('nan')):.2f}" for r, c in config["rates"].items()) + ".",
         f"- Wall time per stage (s): {t.get('seconds')}.",

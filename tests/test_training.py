@@ -1,0 +1,63 @@
+"""The training recipe's checkpoints: a finished stage is reused, or extended when asked for more steps."""
+import numpy as np
+import pytest
+import torch
+
+from magc_plugin.codec.classes import NUM_CLASSES
+from magc_plugin.codec.model import compact_config
+from magc_plugin.training.recipe import RATES, Trainer
+
+from test_codec import TINY
+
+
+def trainer(tmp_path, lcm_steps, denoiser_steps=1):
+    t = Trainer(tmp_path / "work", tmp_path / "out", torch.device("cpu"),
+                steps={"ae": 1, "lcm": lcm_steps, "denoiser": denoiser_steps}, batch=2)
+    t.config = compact_config(**TINY, rates={r: {"target_bpp": bpp} for r, bpp in RATES.items()})
+    return t
+
+
+@pytest.fixture
+def cache():
+    """What the cache stage holds: scaled latents of 256-pixel crops and their class maps."""
+    rng = np.random.default_rng(0)
+    return {"latents": torch.from_numpy(rng.standard_normal((3, TINY["latent_channels"], 32, 32))).half(),
+            "classes": torch.from_numpy(rng.integers(0, NUM_CLASSES, (3, 256, 256)).astype(np.uint8)),
+            "latent_scale": 1.0}
+
+
+def weights(module):
+    return torch.cat([p.detach().flatten() for p in module.parameters()])
+
+
+def test_lcm_stage_extends_a_finished_checkpoint(tmp_path, cache):
+    short = trainer(tmp_path, 2).stage_lcm(cache, "low")
+    checkpoint = tmp_path / "work" / "lcm-low.pt"
+    first = torch.load(checkpoint, weights_only=False)
+    assert first["done"] and first["step"] == 2 and first["extended"] == []
+
+    longer = trainer(tmp_path, 4)
+    extended = longer.stage_lcm(cache, "low")
+    state = torch.load(checkpoint, weights_only=False)
+    assert state["done"] and state["step"] == 4 and state["extended"] == [2]
+    assert longer.extended["lcm-low"] == [2]
+    assert not torch.equal(weights(short), weights(extended))
+
+    again = trainer(tmp_path, 4)
+    reused = again.stage_lcm(cache, "low")
+    assert torch.load(checkpoint, weights_only=False)["seconds"] == state["seconds"]  # not trained again
+    assert again.extended["lcm-low"] == [2]
+    assert torch.equal(weights(reused), weights(extended))
+
+
+def test_denoiser_stage_extends_from_its_ema_weights(tmp_path, cache):
+    t = trainer(tmp_path, 1, denoiser_steps=2)
+    lcms = {"low": t.stage_lcm(cache, "low")}
+    short = t.stage_denoiser(cache, lcms)
+    longer = trainer(tmp_path, 1, denoiser_steps=3)
+    extended = longer.stage_denoiser(cache, lcms)
+    state = torch.load(tmp_path / "work" / "denoiser.pt", weights_only=False)
+    assert state["step"] == 3 and state["extended"] == [2] and longer.extended["denoiser"] == [2]
+    # one more EMA step from the short run's weights: close to them, not equal
+    assert not torch.equal(weights(short), weights(extended))
+    assert torch.allclose(weights(short), weights(extended), atol=1e-2)
