@@ -1,6 +1,8 @@
 """The whole training recipe of the compact MAGC model, stage by stage.
 
-Stages (each resumable from its checkpoint in the work folder, skipped when done):
+Stages (each resumable from its checkpoint in the work folder, skipped when done). A finished LCM or
+denoiser stage asked for more steps than it has is extended from its weights with a fresh optimiser;
+the autoencoder is never extended, since the cached latents are its output.
 
 1. ``ae``: fine-tune the compact autoencoder on aerial crops (MSE), starting from the
    MIT TAEF2 weights in ../shared/weights/taef2 when present.
