@@ -802,7 +802,7 @@ class _Windows:
         return self.ys[(col, row)]
 
     def task(self, col, row):
-        """(WindowJob, latent handles) of the window of tile (col, row); windows come row by row."""
+        """(WindowJob, handles on its tiles' y_hat) of the window of tile (col, row); windows come row by row."""
         for key in [k for k in self.ys if k[1] < row - 1]:  # rows that no later window reads
             del self.ys[key]
         grid, m, d = self.grid, self.margin, Y_DOWNSCALE
