@@ -50,6 +50,20 @@ def test_lcm_stage_extends_a_finished_checkpoint(tmp_path, cache):
     assert torch.equal(weights(reused), weights(extended))
 
 
+def test_lcm_stage_retrains_a_checkpoint_made_for_another_target(tmp_path, cache, monkeypatch):
+    trainer(tmp_path, 2).stage_lcm(cache, "low")
+    checkpoint = tmp_path / "work" / "lcm-low.pt"
+    assert torch.load(checkpoint, weights_only=False)["target"] == RATES["low"]
+    monkeypatch.setitem(RATES, "low", RATES["low"] * 2)
+
+    retargeted = trainer(tmp_path, 3)
+    retargeted.stage_lcm(cache, "low")
+    state = torch.load(checkpoint, weights_only=False)
+    # trained from step 0, not extended from the old module
+    assert state["target"] == RATES["low"] and state["step"] == 3 and state["extended"] == []
+    assert "training it afresh" in (tmp_path / "work" / "train.log").read_text()
+
+
 def test_denoiser_stage_extends_from_its_ema_weights(tmp_path, cache):
     t = trainer(tmp_path, 1, denoiser_steps=2)
     lcms = {"low": t.stage_lcm(cache, "low")}
