@@ -109,6 +109,10 @@ def _save_grid(rows, path):
     Image.fromarray(np.concatenate(tiles, axis=0)).save(path)
 
 
+def _extension(stage, steps):
+    return f"{stage} from step{'s' if len(steps) > 1 else ''} {' and '.join(map(str, steps))}"
+
+
 def model_card(config, results, n, steps):
     t = config.get("training", {})
     lines = [
@@ -125,8 +129,8 @@ def model_card(config, results, n, steps):
         f"- Hardware: {t.get('hardware', '?')} on device `{t.get('device', '?')}`"
         + (" (no GPU was available for this run)." if t.get("device") == "cpu" else "."),
         f"- Steps: {t.get('steps')}; batch {t.get('batch')} (denoiser {t.get('denoiser_batch')}); seed {t.get('seed')}.",
-        *([f"- Extended stages: {', '.join(f'{k} from step {v[-1]}' for k, v in t['extended'].items())}. Each was "
-           "trained to the shorter step count first, then continued to the count above with a fresh optimiser "
+        *([f"- Extended stages: {', '.join(_extension(k, v) for k, v in t['extended'].items())}."
+           " Each was trained to the shorter step count first, then continued to the count above with a fresh optimiser "
            "(`build.py train` with more steps resumes from the finished checkpoints); wall times add both runs."]
           if t.get("extended") else []),
         "- Rate presets (target bpp on 128-pixel training crops -> lambda reached by the steering): "
