@@ -75,3 +75,13 @@ def test_denoiser_stage_extends_from_its_ema_weights(tmp_path, cache):
     # one more EMA step from the short run's weights: close to them, not equal
     assert not torch.equal(weights(short), weights(extended))
     assert torch.allclose(weights(short), weights(extended), atol=1e-2)
+
+
+def test_denoiser_stage_says_when_its_lcms_were_retargeted(tmp_path, cache, monkeypatch):
+    t = trainer(tmp_path, 1)
+    t.stage_denoiser(cache, {"low": t.stage_lcm(cache, "low")})
+    assert torch.load(tmp_path / "work" / "denoiser.pt", weights_only=False)["lcm_targets"] == {"low": RATES["low"]}
+    monkeypatch.setitem(RATES, "low", RATES["low"] * 2)
+    again = trainer(tmp_path, 1)
+    again.stage_denoiser(cache, {"low": again.stage_lcm(cache, "low")})
+    assert "so that it sees their outputs" in (tmp_path / "work" / "train.log").read_text()

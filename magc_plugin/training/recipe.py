@@ -2,7 +2,8 @@
 
 Stages (each resumable from its checkpoint in the work folder, skipped when done). A finished LCM or
 denoiser stage asked for more steps than it has is extended from its weights with a fresh optimiser;
-the autoencoder is never extended, since the cached latents are its output.
+the autoencoder is never extended, since the cached latents are its output. An LCM checkpoint made for
+another target bpp is trained afresh (the denoiser's log then says to extend it onto the new outputs).
 
 1. ``ae``: fine-tune the compact autoencoder on aerial crops (MSE), starting from the
    MIT TAEF2 weights in ../shared/weights/taef2 when present.
@@ -310,6 +311,11 @@ class Trainer:
         model = MAGCModel.from_config(self.config)
         den = model.denoiser
         state = self._load("denoiser")
+        lcm_targets = {rate: RATES[rate] for rate in lcms}
+        if state and state.get("lcm_targets", lcm_targets) != lcm_targets:
+            # it learnt to refine other modules' latents: more denoiser steps adapt it to the new ones
+            self.log(f"denoiser: its checkpoint was trained on LCMs for {state['lcm_targets']} bpp, the LCMs now target "
+                     f"{lcm_targets}: extend it (more denoiser steps) so that it sees their outputs")
         total = self.steps["denoiser"]
         if self._finished("denoiser", state, total):
             den.load_state_dict(state["ema"])
@@ -359,11 +365,11 @@ class Trainer:
                 self.log(f"denoiser step {step} {scheduler.config.prediction_type} mse {loss.item():.4f}")
             if step % 250 == 249:
                 self._save("denoiser", model=den.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), step=step + 1,
-                           seconds=time.time() - t0, extended=extended)
+                           seconds=time.time() - t0, extended=extended, lcm_targets=lcm_targets)
         self.timings["denoiser"] = time.time() - t0
         self.extended["denoiser"] = extended
         self._save("denoiser", ema=ema.state_dict(), step=total, done=True, seconds=self.timings["denoiser"],
-                   extended=extended)
+                   extended=extended, lcm_targets=lcm_targets)
         return ema.cpu()
 
     # -- stage 5: export ----------------------------------------------------------------------
