@@ -4,15 +4,17 @@ import pytest
 import torch
 
 from magc_plugin.codec.classes import NUM_CLASSES
-from magc_plugin.codec.model import compact_config
+from magc_plugin.codec.model import MAGCModel, compact_config
+from magc_plugin.training import recipe
 from magc_plugin.training.recipe import RATES, Trainer
 
 from test_codec import TINY
+from test_metrics import needs_weights
 
 
-def trainer(tmp_path, lcm_steps, denoiser_steps=1):
+def trainer(tmp_path, lcm_steps, denoiser_steps=1, decoder_steps=1):
     t = Trainer(tmp_path / "work", tmp_path / "out", torch.device("cpu"),
-                steps={"ae": 1, "lcm": lcm_steps, "denoiser": denoiser_steps}, batch=2)
+                steps={"ae": 1, "lcm": lcm_steps, "denoiser": denoiser_steps, "decoder": decoder_steps}, batch=2)
     t.config = compact_config(**TINY, rates={r: {"target_bpp": bpp} for r, bpp in RATES.items()})
     return t
 
@@ -24,6 +26,18 @@ def cache():
     return {"latents": torch.from_numpy(rng.standard_normal((3, TINY["latent_channels"], 32, 32))).half(),
             "classes": torch.from_numpy(rng.integers(0, NUM_CLASSES, (3, 256, 256)).astype(np.uint8)),
             "latent_scale": 1.0}
+
+
+@pytest.fixture
+def crops(cache):
+    """The training crops the cache's latents stand for (what Trainer.train_images gives)."""
+    rng = np.random.default_rng(1)
+    return [(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8), cls.numpy()) for cls in cache["classes"]]
+
+
+@pytest.fixture
+def small_bank(monkeypatch):
+    monkeypatch.setattr(recipe, "DECODER_BANK", 2 * recipe.DECODER_BATCH)
 
 
 def weights(module):
@@ -85,3 +99,39 @@ def test_denoiser_stage_says_when_its_lcms_were_retargeted(tmp_path, cache, monk
     again = trainer(tmp_path, 1)
     again.stage_denoiser(cache, {"low": again.stage_lcm(cache, "low")})
     assert "so that it sees their outputs" in (tmp_path / "work" / "train.log").read_text()
+
+
+@needs_weights
+def test_decoder_stage_fits_the_decoder_not_the_encoder(tmp_path, cache, crops, small_bank):
+    t = trainer(tmp_path, 1, decoder_steps=2)
+    t._images = crops
+    lcms = {"low": t.stage_lcm(cache, "low")}
+    den = t.stage_denoiser(cache, lcms)
+    ae = MAGCModel.from_config(t.config).autoencoder
+    encoder, decoder = weights(ae.encoder), weights(ae.decoder)
+    t.stage_decoder(cache, ae, lcms, den)
+    assert torch.equal(weights(ae.encoder), encoder)  # bitstreams stay as they were
+    assert not torch.equal(weights(ae.decoder), decoder)
+    state = torch.load(tmp_path / "work" / "decoder.pt", weights_only=False)
+    assert state["done"] and state["step"] == 2
+    assert state["basis"] == {"denoiser_steps": 1, "lcm_targets": {"low": RATES["low"]}}
+    bank = torch.load(tmp_path / "work" / "decoder-bank.pt", weights_only=False)
+    assert bank["latents"].shape == (recipe.DECODER_BANK, TINY["latent_channels"], 16, 16)
+    assert bank["crops"].shape == (recipe.DECODER_BANK, 3, 128, 128)
+
+
+@needs_weights
+def test_decoder_stage_fits_afresh_after_the_denoiser_changed(tmp_path, cache, crops, small_bank):
+    t = trainer(tmp_path, 1)
+    t._images = crops
+    lcms = {"low": t.stage_lcm(cache, "low")}
+    t.stage_decoder(cache, MAGCModel.from_config(t.config).autoencoder, lcms, t.stage_denoiser(cache, lcms))
+
+    longer = trainer(tmp_path, 1, denoiser_steps=2)
+    longer._images = crops
+    den = longer.stage_denoiser(cache, lcms)
+    longer.stage_decoder(cache, MAGCModel.from_config(longer.config).autoencoder, lcms, den)
+    assert "fitting it afresh" in (tmp_path / "work" / "train.log").read_text()
+    state = torch.load(tmp_path / "work" / "decoder.pt", weights_only=False)
+    assert state["basis"]["denoiser_steps"] == 2 and state["extended"] == []
+    assert torch.load(tmp_path / "work" / "decoder-bank.pt", weights_only=False)["basis"] == state["basis"]

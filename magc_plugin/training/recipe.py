@@ -14,7 +14,9 @@ another target bpp is trained afresh (the denoiser's log then says to extend it 
 4. ``denoiser``: the semantic adapter + conditional UNet, MSE of the schedule's prediction
    (v for the compact model) on x_t with
    latent_tilde from the frozen LCMs (a random rate per batch: one denoiser serves all).
-5. ``export``: write the model folder (config.json, safetensors, model card).
+5. ``decoder``: fine-tune the autoencoder's decoder on latents the sampler draws (every rate), with
+   L1 + LPIPS-VGG against the crops they came from. The encoder is untouched, so bitstreams do not change.
+6. ``export``: write the model folder (config.json, safetensors, model card).
 
 Latent-space training runs on 128x128-pixel crops (16x16 latents), cheap on a CPU;
 the networks are fully convolutional and are evaluated on 256-pixel tiles.
@@ -33,7 +35,7 @@ from tqdm import tqdm
 from ..codec.classes import to_one_hot
 from ..codec.lcm import LatentCompressionModule
 from ..codec.model import MAGCModel, compact_config
-from ..codec.sampler import training_scheduler
+from ..codec.sampler import sample, training_scheduler
 from . import data
 
 # preset -> target bpp. A fixed lambda lands at a rate that depends on the schedule's length
@@ -46,14 +48,17 @@ RATES = {
 }
 LAMBDA_START, LAMBDA_WARMUP, LAMBDA_GAIN = 8.0, 100, 0.02
 LCM_LR = 5e-4
-CPU_STEPS = {"ae": 100, "lcm": 2100, "denoiser": 14000}
+CPU_STEPS = {"ae": 100, "lcm": 2100, "denoiser": 14000, "decoder": 600}
 # On a CPU the denoiser gets more, smaller updates in the same time.
 CPU_DENOISER_BATCH = 8
-GPU_STEPS = {"ae": 4000, "lcm": 20000, "denoiser": 60000}
+GPU_STEPS = {"ae": 4000, "lcm": 20000, "denoiser": 60000, "decoder": 6000}
 # The autoencoder works at full resolution: a short fine-tune on small crops (it starts
 # from a pretrained initialisation, so it needs adapting, not learning).
 AE_CROP, AE_BATCH = 64, 4
 SHARED_WEIGHTS = data.REPO.parent / "shared" / "weights"
+# The decoder stage's training pairs: sampled latents of 128-pixel crops (at 10 steps, which decode
+# like the default 20 at half the cost) and the crops; a fixed bank, re-drawn when its basis changes.
+DECODER_BANK, DECODER_BANK_STEPS, DECODER_BATCH = 1200, 10, 8
 
 
 def fit_quantiles(lcm, steps=3000):
@@ -372,7 +377,94 @@ class Trainer:
                    extended=extended, lcm_targets=lcm_targets)
         return ema.cpu()
 
-    # -- stage 5: export ----------------------------------------------------------------------
+    # -- stage 5: decoder --------------------------------------------------------------------
+    def _decoder_basis(self, lcms):
+        """What the decoder stage's bank is drawn from: a change in either makes its checkpoint stale."""
+        return {"denoiser_steps": (self._load("denoiser") or {}).get("step"),
+                "lcm_targets": {rate: RATES[rate] for rate in lcms}}
+
+    @torch.no_grad()
+    def _sampled_bank(self, cache, lcms, den, basis):
+        """DECODER_BANK (sampled latent, crop) pairs of 128-pixel crops, the rates taking turns by batch."""
+        path = self.work / "decoder-bank.pt"
+        if path.exists():
+            bank = torch.load(path, weights_only=False)
+            if bank["basis"] == basis:
+                return bank
+        images = self.train_images()
+        rng = np.random.default_rng(self.seed + 3000)
+        rates = list(lcms)
+        den.to(self.device).eval()
+        latents, crops = [], []
+        for b in tqdm(range(DECODER_BANK // DECODER_BATCH), desc="decoder bank", mininterval=10):
+            lat, one_hot, px = [], [], []
+            for i in rng.integers(0, len(images), DECODER_BATCH):
+                y, x = (int(v) for v in rng.integers(0, 32 - 16 + 1, 2))
+                lat.append(cache["latents"][i, :, y:y + 16, x:x + 16].float())
+                one_hot.append(to_one_hot(cache["classes"][i, 8 * y:8 * y + 128, 8 * x:8 * x + 128].numpy())[0])
+                px.append(torch.from_numpy(np.ascontiguousarray(images[i][0][8 * y:8 * y + 128, 8 * x:8 * x + 128])))
+            lat, one_hot = torch.stack(lat).to(self.device), torch.stack(one_hot).to(self.device)
+            latent_tilde = lcms[rates[b % len(rates)]].to(self.device).eval()(lat, one_hot)["latent_hat"]
+            z = sample(den, latent_tilde, one_hot, steps=DECODER_BANK_STEPS, noise=self.seed + b,
+                       schedule=self.config["schedule"])
+            latents.append(z.cpu().half())
+            crops.append(torch.stack(px).permute(0, 3, 1, 2))
+        bank = {"latents": torch.cat(latents), "crops": torch.cat(crops), "basis": basis}
+        tmp = path.with_suffix(".tmp")
+        torch.save(bank, tmp)
+        tmp.replace(path)
+        return bank
+
+    def stage_decoder(self, cache, ae, lcms, den):
+        """The denoiser's latents are not the encoder's: a decoder fitted to them with a perceptual loss draws
+        sharper, truer texture from them than one fitted to the encoder's latents."""
+        from ..evaluation.metrics import LPIPS
+        basis = self._decoder_basis(lcms)
+        state = self._load("decoder")
+        if state and state.get("basis") != basis:
+            self.log(f"decoder: its checkpoint was fitted to samples of {state.get('basis')}, the models are now "
+                     f"{basis}: fitting it afresh")
+            state = None
+        total = self.steps["decoder"]
+        if self._finished("decoder", state, total):
+            ae.decoder.load_state_dict(state["model"])
+            return ae
+        bank = self._sampled_bank(cache, lcms, den, basis)
+        perceptual = LPIPS("vgg").to(self.device)
+        ae.to(self.device).train()
+        opt = torch.optim.Adam(ae.decoder.parameters(), lr=1e-4)
+        start = 0
+        if state:
+            ae.decoder.load_state_dict(state["model"])
+            if not state.get("done"):
+                opt.load_state_dict(state["opt"])
+            start = state["step"]
+        extended = self._extensions(state)
+        rng = np.random.default_rng(self.seed + 4000 + start)
+        t0 = self._clock(state)
+        for step in tqdm(range(start, total), desc="decoder", initial=start, total=total, mininterval=10):
+            pairs = [(int(i), int(rng.integers(8))) for i in rng.integers(0, len(bank["latents"]), DECODER_BATCH)]
+            z = torch.stack([dihedral(bank["latents"][i].float(), k) for i, k in pairs]).to(self.device)
+            x = torch.stack([dihedral(bank["crops"][i].float() / 255, k) for i, k in pairs]).to(self.device)
+            x_hat = ae.decode(z)
+            l1 = (x_hat - x).abs().mean()
+            lpips = perceptual.distance(perceptual.features(x_hat), perceptual.features(x)).mean()
+            loss = l1 + lpips
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if step % 25 == 0:
+                self.log(f"decoder step {step} l1 {l1.item():.4f} lpips-vgg {lpips.item():.4f}")
+            if step % 50 == 49:
+                self._save("decoder", model=ae.decoder.state_dict(), opt=opt.state_dict(), step=step + 1,
+                           seconds=time.time() - t0, extended=extended, basis=basis)
+        self.timings["decoder"] = time.time() - t0
+        self.extended["decoder"] = extended
+        self._save("decoder", model=ae.decoder.state_dict(), step=total, done=True, seconds=self.timings["decoder"],
+                   extended=extended, basis=basis)
+        return ae.cpu().eval()
+
+    # -- stage 6: export ----------------------------------------------------------------------
     def export(self, ae, lcms, den):
         for rate, lcm in lcms.items():
             self.log(f"lcm-{rate}: entropy bottleneck aux loss after fitting {fit_quantiles(lcm.cpu()):.2f}")
@@ -404,6 +496,7 @@ class Trainer:
             return
         lcms = {rate: self.stage_lcm(cache, rate) for rate in RATES}
         den = self.stage_denoiser(cache, lcms)
+        ae = self.stage_decoder(cache, ae, lcms, den)
         self.export(ae, lcms, den)
         timings_path = self.work / "timings.json"
         timings_path.write_text(json.dumps(self.timings, indent=2))

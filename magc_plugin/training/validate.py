@@ -138,7 +138,11 @@ def model_card(config, results, n, steps):
         f"- Wall time per stage (s): {t.get('seconds')}.",
         "- Stage 1 loss: lambda * MSE(latent) + bpp; stage 2: MSE of the "
         f"{config['schedule']['prediction_type']} prediction, EMA weights, latent_tilde from the frozen "
-        "LCMs (one denoiser shared by every rate).", "",
+        "LCMs (one denoiser shared by every rate).",
+        *(["- Then the decoder alone (the encoder, so the bitstream, is unchanged) is fine-tuned on latents that "
+           "the sampler draws at every rate, with L1 + LPIPS-VGG against the crops. LPIPS-VGG is thus a training "
+           "loss, and DISTS uses the same VGG16 features: LPIPS-Alex and FID are the more independent checks."]
+          if "decoder" in t.get("steps", {}) else []), "",
         f"## Validation on {n} held-out 256x256 tiles ({steps} diffusion steps, seed 0)", "",
         "| rate | real bpp | estimate bpp | real vs estimate | PSNR | MS-SSIM | LPIPS-Alex | DISTS | "
         "stage-1 PSNR | stage-1 LPIPS | JPEG 2000 bpp | JPEG 2000 PSNR | JPEG 2000 LPIPS | JPEG 2000 DISTS | "
