@@ -135,3 +135,14 @@ def test_decoder_stage_fits_afresh_after_the_denoiser_changed(tmp_path, cache, c
     state = torch.load(tmp_path / "work" / "decoder.pt", weights_only=False)
     assert state["basis"]["denoiser_steps"] == 2 and state["extended"] == []
     assert torch.load(tmp_path / "work" / "decoder-bank.pt", weights_only=False)["basis"] == state["basis"]
+
+
+def test_local_std_measures_the_contrast_of_each_cell():
+    flat = torch.full((1, 3, 32, 32), 0.5)
+    checker = (torch.arange(32)[:, None] + torch.arange(32)[None, :]) % 2
+    stripes = torch.zeros(1, 3, 32, 32)
+    stripes[..., :16, :] = checker[:16].float()  # top cells a 0/1 checkerboard, bottom cells flat
+    assert torch.allclose(recipe._local_std(flat), torch.full((1, 3, 2, 2), 1e-3), atol=1e-4)
+    cells = recipe._local_std(stripes)
+    assert torch.allclose(cells[..., 0, :], torch.full((1, 3, 2), 0.5), atol=1e-3)
+    assert torch.all(cells[..., 1, :] < 2e-3)

@@ -140,7 +140,8 @@ def model_card(config, results, n, steps):
         f"{config['schedule']['prediction_type']} prediction, EMA weights, latent_tilde from the frozen "
         "LCMs (one denoiser shared by every rate).",
         *(["- Then the decoder alone (the encoder, so the bitstream, is unchanged) is fine-tuned on latents that "
-           "the sampler draws at every rate, with L1 + LPIPS-VGG against the crops. LPIPS-VGG is thus a training "
+           "the sampler draws at every rate, with L1, local contrast (each 16-pixel cell's standard deviation) and "
+           "LPIPS-VGG against the crops. LPIPS-VGG is thus a training "
            "loss, and DISTS uses the same VGG16 features: LPIPS-Alex and FID are the more independent checks."]
           if "decoder" in t.get("steps", {}) else []), "",
         f"## Validation on {n} held-out 256x256 tiles ({steps} diffusion steps, seed 0)", "",
