@@ -65,6 +65,12 @@ DECODER_BANK, DECODER_BANK_STEPS, DECODER_BATCH = 1200, 10, 8
 CONTRAST_WEIGHT, CONTRAST_CELL = 2.0, 16
 
 
+def _latent_crop(cache, i, y, x, size):
+    """The size x size latent crop at (y, x) of cached crop i, and the one-hot map under it (8*size pixels)."""
+    classes = cache["classes"][i, 8 * y:8 * (y + size), 8 * x:8 * (x + size)]
+    return cache["latents"][i, :, y:y + size, x:x + size].float(), to_one_hot(classes.numpy())[0]
+
+
 def _local_std(images):
     """Per-channel standard deviation of each CONTRAST_CELL-pixel cell."""
     mean = F.avg_pool2d(images, CONTRAST_CELL)
@@ -242,9 +248,9 @@ class Trainer:
         for i in rng.integers(0, n, batch or self.batch):
             y, x = rng.integers(0, 32 - size + 1, 2)
             k = int(rng.integers(8))
-            lat.append(dihedral(cache["latents"][i, :, y:y + size, x:x + size].float(), k))
-            cls = cache["classes"][i, 8 * y:8 * (y + size), 8 * x:8 * (x + size)]
-            one_hot.append(dihedral(to_one_hot(cls.numpy())[0], k))
+            latent, classes = _latent_crop(cache, i, y, x, size)
+            lat.append(dihedral(latent, k))
+            one_hot.append(dihedral(classes, k))
         return torch.stack(lat).to(self.device), torch.stack(one_hot).to(self.device)
 
     # -- stage 3: latent compression modules -----------------------------------------
@@ -410,8 +416,9 @@ class Trainer:
             lat, one_hot, px = [], [], []
             for i in rng.integers(0, len(images), DECODER_BATCH):
                 y, x = (int(v) for v in rng.integers(0, 32 - 16 + 1, 2))
-                lat.append(cache["latents"][i, :, y:y + 16, x:x + 16].float())
-                one_hot.append(to_one_hot(cache["classes"][i, 8 * y:8 * y + 128, 8 * x:8 * x + 128].numpy())[0])
+                latent, classes = _latent_crop(cache, i, y, x, 16)
+                lat.append(latent)
+                one_hot.append(classes)
                 px.append(torch.from_numpy(np.ascontiguousarray(images[i][0][8 * y:8 * y + 128, 8 * x:8 * x + 128])))
             lat, one_hot = torch.stack(lat).to(self.device), torch.stack(one_hot).to(self.device)
             latent_tilde = lcms[rates[b % len(rates)]].to(self.device).eval()(lat, one_hot)["latent_hat"]
