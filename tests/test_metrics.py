@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from magc_plugin.evaluation import metrics
-from magc_plugin.evaluation.metrics import (Evaluator, evaluate_rasters, frechet_distance, ms_ssim, ms_ssim_mode, psnr,
-                                            resolve_weights_dir, write_html_report)
+from magc_plugin.evaluation.metrics import (Evaluator, evaluate_rasters, frechet_distance, lattice_index, ms_ssim,
+                                            ms_ssim_mode, psnr, resolve_weights_dir, write_html_report)
 
 WEIGHTS = resolve_weights_dir()
 HAVE_BACKBONES = all((WEIGHTS / "metrics" / f).is_file() for f in metrics.BACKBONE_FILES.values())
@@ -46,6 +46,18 @@ def test_small_images_fall_back_to_ssim():
     assert ms_ssim_mode((8, 10)) == "ssim(win 7)"
     assert 0 < ms_ssim(a, degrade(a, 20)) < ms_ssim(a, a) == pytest.approx(1.0)
     assert ms_ssim(a[:8, :10], a[:8, :10]) == pytest.approx(1.0)
+
+
+def test_lattice_index_sees_edges_on_the_8_pixel_grid():
+    noise = degrade(np.full((96, 96, 3), 128, np.uint8), 20)
+    blocks = textured(96)  # 8-pixel blocks: every edge on the grid
+    assert lattice_index(noise) < 0.05
+    assert lattice_index(blocks) > 0.5
+    assert lattice_index(np.roll(blocks, 3, axis=(0, 1))) == pytest.approx(lattice_index(blocks), rel=0.05)
+    crosses = noise.copy()
+    crosses[::8] //= 2
+    crosses[:, ::8] //= 2
+    assert lattice_index(crosses) > 3 * lattice_index(noise)
 
 
 def test_bad_inputs_are_refused():

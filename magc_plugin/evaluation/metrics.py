@@ -117,6 +117,25 @@ def psnr(a, b):
     return psnr_from_mse(squared_error(a, b) / np.asarray(a).size)
 
 
+def grid_profile(images, period=8):
+    """Mean |difference| of neighbouring pixels at each position modulo `period`, along x and along y, over
+    its mean: flat for natural images, peaked where a decoder draws the latent grid (its upsampling
+    steps, 8 pixels). float (B, C, H, W) -> (B, 2, period)."""
+    profiles = []
+    for dim, across in ((3, (1, 2)), (2, (1, 3))):
+        edges = images.diff(dim=dim).abs().mean(dim=across)
+        n = edges.shape[1] // period * period
+        profile = edges[:, :n].reshape(len(edges), -1, period).mean(1)
+        profiles.append(profile / profile.mean(1, keepdim=True).clamp_min(1e-6))
+    return torch.stack(profiles, 1)
+
+
+def lattice_index(image):
+    """How much an image's edges favour the 8-pixel latent grid: the spread of its grid profile (0 for
+    none; held-out originals give about 0.06, a decoder that draws the grid 0.2 and more)."""
+    return float(grid_profile(_to_tensor(image)).std(-1, unbiased=False).mean())
+
+
 def ms_ssim_mode(shape):
     """Which structural similarity :func:`ms_ssim` computes for an image of this (H, W[, C]) shape."""
     side = min(shape[:2])

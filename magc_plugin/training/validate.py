@@ -34,7 +34,7 @@ def heldout_subset(limit):
 
 
 def validate(model_dir, limit=48, steps=20, work=Path("runs/validate"), overhead_crops=8):
-    from ..evaluation.metrics import Evaluator
+    from ..evaluation.metrics import Evaluator, lattice_index
     from ..tiling import DEFAULT_TILE_SIZE
     try:
         from ..evaluation.baselines import encode_at_bpp
@@ -63,6 +63,7 @@ def validate(model_dir, limit=48, steps=20, work=Path("runs/validate"), overhead
             row = {"name": name, "bpp": bpp, "estimate_bpp": model.estimate_bits(img, cls) / cls.size}
             row.update({f"magc_{k}": v for k, v in evaluator.compare(refs[i], decoded).items()})
             row.update({f"stage1_{k}": v for k, v in evaluator.compare(refs[i], stage1).items()})
+            row.update(magc_lattice=lattice_index(decoded), original_lattice=lattice_index(img))
             if encode_at_bpp is not None:
                 jp2, jp2_bpp = encode_at_bpp("jpeg2000", img, bpp)
                 row["jpeg2000_bpp"] = jp2_bpp
@@ -140,24 +141,28 @@ def model_card(config, results, n, steps):
         f"{config['schedule']['prediction_type']} prediction, EMA weights, latent_tilde from the frozen "
         "LCMs (one denoiser shared by every rate).",
         *(["- Then the decoder alone (the encoder, so the bitstream, is unchanged) is fine-tuned on latents that "
-           "the sampler draws at every rate, with L1, local contrast (each 16-pixel cell's standard deviation) and "
-           "LPIPS-VGG against the crops. LPIPS-VGG is thus a training "
+           "the sampler draws at every rate, with L1, local contrast (each 16-pixel cell's standard deviation), "
+           "the grid profile (mean edge strength at each position modulo 8, so that it does not draw the latent "
+           "grid) and LPIPS-VGG against the crops. LPIPS-VGG is thus a training "
            "loss, and DISTS uses the same VGG16 features: LPIPS-Alex and FID are the more independent checks."]
           if "decoder" in t.get("steps", {}) else []), "",
         f"## Validation on {n} held-out 256x256 tiles ({steps} diffusion steps, seed 0)", "",
         "| rate | real bpp | estimate bpp | real vs estimate | PSNR | MS-SSIM | LPIPS-Alex | DISTS | "
-        "stage-1 PSNR | stage-1 LPIPS | JPEG 2000 bpp | JPEG 2000 PSNR | JPEG 2000 LPIPS | JPEG 2000 DISTS | "
+        "lattice | stage-1 PSNR | stage-1 LPIPS | JPEG 2000 bpp | JPEG 2000 PSNR | JPEG 2000 LPIPS | JPEG 2000 DISTS | "
         "encode s/tile | decode s/tile |",
-        "|" + "---|" * 16,
+        "|" + "---|" * 17,
     ]
     f = lambda v, d=3: "n/a" if v is None or v != v else f"{v:.{d}f}"  # noqa: E731
     for rate, s in results.items():
         lines.append(
             f"| {rate} | {f(s['bpp'], 4)} | {f(s['estimate_bpp'], 4)} | {100 * s['real_over_estimate']:+.1f} % | "
             f"{f(s['magc_psnr'], 2)} | {f(s['magc_ms_ssim'])} | {f(s['magc_lpips_alex'])} | {f(s['magc_dists'])} | "
-            f"{f(s['stage1_psnr'], 2)} | {f(s['stage1_lpips_alex'])} | {f(s.get('jpeg2000_bpp'), 4)} | "
+            f"{f(s['magc_lattice'])} | {f(s['stage1_psnr'], 2)} | {f(s['stage1_lpips_alex'])} | {f(s.get('jpeg2000_bpp'), 4)} | "
             f"{f(s.get('jpeg2000_psnr'), 2)} | {f(s.get('jpeg2000_lpips_alex'))} | {f(s.get('jpeg2000_dists'))} | "
             f"{f(s['encode_s_per_tile'], 2)} | {f(s['decode_s_per_tile'], 2)} |")
+    originals = next(iter(results.values()))["original_lattice"]
+    lines += ["", "Lattice: the lattice index of the decoded tiles (how much their edges favour the 8-pixel latent "
+              f"grid, `metrics.lattice_index`); the originals give {f(originals)}."]
     first = next(iter(results.values()))["at_tile_size"]
     lines += ["", f"Real stream vs estimate at the plugin's default tile size ({first['tile_size']} px, "
               f"{first['crops']} held-out Dubai crops, compress only):", "",
