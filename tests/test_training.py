@@ -137,6 +137,19 @@ def test_decoder_stage_fits_afresh_after_the_denoiser_changed(tmp_path, cache, c
     assert torch.load(tmp_path / "work" / "decoder-bank.pt", weights_only=False)["basis"] == state["basis"]
 
 
+@needs_weights
+def test_decoder_stage_fits_afresh_after_its_loss_changed(tmp_path, cache, crops, small_bank, monkeypatch):
+    t = trainer(tmp_path, 1)
+    t._images = crops
+    lcms = {"low": t.stage_lcm(cache, "low")}
+    den = t.stage_denoiser(cache, lcms)
+    t.stage_decoder(cache, MAGCModel.from_config(t.config).autoencoder, lcms, den)
+    monkeypatch.setattr(recipe, "GRID_WEIGHT", 0.0)
+    t.stage_decoder(cache, MAGCModel.from_config(t.config).autoencoder, lcms, den)
+    assert "fitting it afresh" in (tmp_path / "work" / "train.log").read_text()
+    assert torch.load(tmp_path / "work" / "decoder.pt", weights_only=False)["loss"]["grid"] == 0.0
+
+
 def test_local_std_measures_the_contrast_of_each_cell():
     flat = torch.full((1, 3, 32, 32), 0.5)
     checker = (torch.arange(32)[:, None] + torch.arange(32)[None, :]) % 2

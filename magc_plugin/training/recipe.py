@@ -15,7 +15,7 @@ another target bpp is trained afresh (the denoiser's log then says to extend it 
    (v for the compact model) on x_t with
    latent_tilde from the frozen LCMs (a random rate per batch: one denoiser serves all).
 5. ``decoder``: fine-tune the autoencoder's decoder on latents the sampler draws (every rate), with
-   L1 + local contrast + LPIPS-VGG against the crops they came from. The encoder is untouched, so bitstreams do not change.
+   L1 + local contrast + grid profile + LPIPS-VGG against the crops they came from. The encoder is untouched, so bitstreams do not change.
 6. ``export``: write the model folder (config.json, safetensors, model card).
 
 Latent-space training runs on 128x128-pixel crops (16x16 latents), cheap on a CPU;
@@ -72,6 +72,11 @@ def _latent_crop(cache, i, y, x, size):
     """The size x size latent crop at (y, x) of cached crop i, and the one-hot map under it (8*size pixels)."""
     classes = cache["classes"][i, 8 * y:8 * (y + size), 8 * x:8 * (x + size)]
     return cache["latents"][i, :, y:y + size, x:x + size].float(), to_one_hot(classes.numpy())[0]
+
+
+def _decoder_loss_terms():
+    """The decoder stage's loss settings: a checkpoint fitted with others is stale, as one fitted to other samples is."""
+    return {"contrast": [CONTRAST_WEIGHT, CONTRAST_CELL], "grid": GRID_WEIGHT}
 
 
 def _local_std(images):
@@ -441,9 +446,10 @@ class Trainer:
         from ..evaluation.metrics import LPIPS, grid_profile
         basis = self._decoder_basis(lcms)
         state = self._load("decoder")
-        if state and state.get("basis") != basis:
-            self.log(f"decoder: its checkpoint was fitted to samples of {state.get('basis')}, the models are now "
-                     f"{basis}: fitting it afresh")
+        loss_terms = _decoder_loss_terms()
+        if state and (state.get("basis"), state.get("loss")) != (basis, loss_terms):
+            self.log(f"decoder: its checkpoint was fitted to samples of {state.get('basis')} with loss terms "
+                     f"{state.get('loss')}, now {basis} with {loss_terms}: fitting it afresh")
             state = None
         total = self.steps["decoder"]
         if self._finished("decoder", state, total):
@@ -479,11 +485,11 @@ class Trainer:
                 self.log(f"decoder step {step} l1 {l1.item():.4f} contrast {contrast.item():.4f} grid {grid.item():.4f} lpips-vgg {lpips.item():.4f}")
             if step % 50 == 49:
                 self._save("decoder", model=ae.decoder.state_dict(), opt=opt.state_dict(), step=step + 1,
-                           seconds=time.time() - t0, extended=extended, basis=basis)
+                           seconds=time.time() - t0, extended=extended, basis=basis, loss=loss_terms)
         self.timings["decoder"] = time.time() - t0
         self.extended["decoder"] = extended
         self._save("decoder", model=ae.decoder.state_dict(), step=total, done=True, seconds=self.timings["decoder"],
-                   extended=extended, basis=basis)
+                   extended=extended, basis=basis, loss=loss_terms)
         return ae.cpu().eval()
 
     # -- stage 6: export ----------------------------------------------------------------------
