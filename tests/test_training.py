@@ -5,7 +5,7 @@ import torch
 
 from magc_plugin.codec.classes import NUM_CLASSES
 from magc_plugin.codec.model import MAGCModel, compact_config
-from magc_plugin.training import recipe
+from magc_plugin.training import data, recipe
 from magc_plugin.training.recipe import RATES, Trainer
 
 from test_codec import TINY
@@ -42,6 +42,19 @@ def small_bank(monkeypatch):
 
 def weights(module):
     return torch.cat([p.detach().flatten() for p in module.parameters()])
+
+
+@pytest.mark.skipif(not data.have_data(), reason="a full run checks for ../shared/data before any stage")
+def test_the_lcm_stages_train_side_by_side_in_processes_of_their_own(tmp_path, cache, monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # the 2-core budget, whatever this machine has
+    t = trainer(tmp_path, 2)
+    t._save("ae", model=MAGCModel.from_config(t.config).autoencoder.state_dict(), step=1, done=True)
+    torch.save(cache, tmp_path / "work" / "latents.pt")
+    t._lcms_in_parallel()
+    for rate in RATES:
+        state = torch.load(tmp_path / "work" / f"lcm-{rate}.pt", weights_only=False)
+        assert state["done"] and state["step"] == 2 and state["target"] == RATES[rate]
+    assert f"in {len(RATES)} processes" in (tmp_path / "work" / "train.log").read_text()
 
 
 def test_lcm_stage_extends_a_finished_checkpoint(tmp_path, cache):
