@@ -265,16 +265,20 @@ class Trainer:
         return torch.stack(lat).to(self.device), torch.stack(one_hot).to(self.device)
 
     # -- stage 3: latent compression modules -----------------------------------------
+    def _lcm_checkpoint(self, rate):
+        """The rate's LCM checkpoint, or None when there is none or it was trained for another target bpp."""
+        state = self._load(f"lcm-{rate}")
+        # the rate a module codes at is set by its training: another target is another module
+        return state if state and state.get("target") == RATES[rate] else None
+
     def stage_lcm(self, cache, rate):
         name = f"lcm-{rate}"
         target = RATES[rate]
         lcm = LatentCompressionModule(**self.config["lcm"])
-        state = self._load(name)
-        if state and state.get("target") != target:
-            # the rate a module codes at is set by its training: another target is another module
-            self.log(f"{name}: its checkpoint was trained for {state.get('target')} bpp, the target is now {target}: "
-                     "training it afresh")
-            state = None
+        state = self._lcm_checkpoint(rate)
+        if state is None and self._ckpt(name).exists():
+            self.log(f"{name}: its checkpoint was trained for {self._load(name).get('target')} bpp, the target is now "
+                     f"{target}: training it afresh")
         total = self.steps["lcm"]
         if self._finished(name, state, total):
             lcm.load_state_dict(state["model"])
@@ -519,7 +523,7 @@ class Trainer:
         use threads poorly (2 threads: 0.83 s a step, 1 thread: 0.95 s): on 2 cores, three one-thread
         processes side by side made 1.4 s a step each, 1.8x the steps per second of training them in turn."""
         todo = [rate for rate in RATES
-                if not self._finished(f"lcm-{rate}", self._load(f"lcm-{rate}"), self.steps["lcm"])]
+                if not self._finished(f"lcm-{rate}", self._lcm_checkpoint(rate), self.steps["lcm"])]
         budget = torch.get_num_threads()
         if len(todo) < 2 or budget < 2:
             return
