@@ -19,13 +19,27 @@ def trainer(tmp_path, lcm_steps, denoiser_steps=1, decoder_steps=1):
     return t
 
 
-@pytest.fixture
-def cache():
+def latent_cache():
     """What the cache stage holds: scaled latents of 256-pixel crops and their class maps."""
     rng = np.random.default_rng(0)
     return {"latents": torch.from_numpy(rng.standard_normal((3, TINY["latent_channels"], 32, 32))).half(),
             "classes": torch.from_numpy(rng.integers(0, NUM_CLASSES, (3, 256, 256)).astype(np.uint8)),
             "latent_scale": 1.0}
+
+
+@pytest.fixture
+def cache():
+    return latent_cache()
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory):
+    """A tiny model folder written by the recipe's export (2 LCM steps, 1 denoiser step)."""
+    tmp_path, cache = tmp_path_factory.mktemp("model"), latent_cache()
+    first = trainer(tmp_path, 2)
+    lcms = {rate: first.stage_lcm(cache, rate) for rate in RATES}
+    first.export(MAGCModel.from_config(first.config).autoencoder, lcms, first.stage_denoiser(cache, lcms))
+    return tmp_path / "out"
 
 
 @pytest.fixture
@@ -172,3 +186,32 @@ def test_local_std_measures_the_contrast_of_each_cell():
     cells = recipe._local_std(stripes)
     assert torch.allclose(cells[..., 0, :], torch.full((1, 3, 2), 0.5), atol=1e-3)
     assert torch.all(cells[..., 1, :] < 2e-3)
+
+
+def test_training_goes_on_from_a_model_folder(tmp_path, cache, crops, model_folder):
+    """seed_from turns a model folder into finished checkpoints: stages given more steps extend its weights,
+    the others are reused as they are, and the cache keeps the model's latent scale."""
+    shipped = MAGCModel.from_pretrained(model_folder, rate="low", device="cpu")
+    t = trainer(tmp_path, 3)
+    t._images = crops
+    t.seed_from(model_folder)
+    log = (tmp_path / "work" / "train.log").read_text()
+    assert "lcm-low: continuing from" in log and "denoiser: continuing from" in log
+    assert torch.load(tmp_path / "work" / "lcm-low.pt", weights_only=False)["extended"] == []
+    assert t.stage_cache(t.stage_ae())["latent_scale"] == shipped.autoencoder.latent_scale
+    assert torch.equal(weights(t.stage_denoiser(cache, {})), weights(shipped.denoiser))  # 1 step: finished, reused
+    extended = t.stage_lcm(cache, "low")
+    state = torch.load(tmp_path / "work" / "lcm-low.pt", weights_only=False)
+    assert state["step"] == 3 and state["extended"] == [2] and state["target"] == RATES["low"]
+    assert not torch.equal(weights(extended), weights(shipped.lcm))
+
+    t.seed_from(model_folder)  # a checkpoint of the work folder is never replaced
+    assert torch.load(tmp_path / "work" / "lcm-low.pt", weights_only=False)["step"] == 3
+    assert "lcm-low: the work folder has a checkpoint, kept" in (tmp_path / "work" / "train.log").read_text()
+
+
+def test_training_refuses_to_go_on_from_a_model_of_other_rates(tmp_path, model_folder, monkeypatch):
+    monkeypatch.setitem(RATES, "low", RATES["low"] * 2)
+    with pytest.raises(SystemExit, match="other rate presets"):
+        trainer(tmp_path, 1).seed_from(model_folder)
+    assert not (tmp_path / "work" / "lcm-low.pt").exists()

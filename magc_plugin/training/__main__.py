@@ -1,4 +1,5 @@
-"""python -m magc_plugin.training [--out FOLDER] [--work FOLDER] [--device auto] [--steps-scale 1.0] [--lcm RATE]"""
+"""python -m magc_plugin.training [--out FOLDER] [--work FOLDER] [--device auto] [--steps-scale 1.0] [--steps STAGE=N ...]
+    [--from-model FOLDER] [--lcm RATE]"""
 import argparse
 import os
 
@@ -19,6 +20,11 @@ def main(argv=None):
     parser.add_argument("--work", default="runs/train", help="checkpoints and logs (resumable)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply every stage's step count")
+    parser.add_argument("--steps", nargs="+", default=[], metavar="STAGE=N",
+                        help=f"set stages' step counts (stages: {', '.join(CPU_STEPS)}), after --steps-scale")
+    parser.add_argument("--from-model", metavar="FOLDER",
+                        help="go on from this model folder (e.g. the shipped one): its stages count as trained, and a "
+                             "stage given more steps is extended from its weights")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
     parser.add_argument("--lcm", metavar="RATE", help="train only this rate's latent compression module (rates can "
                                                       "run in parallel processes, e.g. one thread each)")
@@ -28,7 +34,15 @@ def main(argv=None):
     device = resolve_device(args.device)
     base = GPU_STEPS if device.type == "cuda" else CPU_STEPS
     steps = {k: max(1, int(v * args.steps_scale)) for k, v in base.items()}
-    Trainer(args.work, args.out, device, steps=steps).run(lcm_only=args.lcm)
+    for item in args.steps:
+        stage, _, count = item.partition("=")
+        if stage not in steps or not count.isdigit():
+            parser.error(f"--steps takes STAGE=N with STAGE one of {', '.join(steps)}; got {item!r}")
+        steps[stage] = int(count)
+    trainer = Trainer(args.work, args.out, device, steps=steps)
+    if args.from_model:
+        trainer.seed_from(args.from_model)
+    trainer.run(lcm_only=args.lcm)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 Stages (each resumable from its checkpoint in the work folder, skipped when done). A finished LCM or
 denoiser stage asked for more steps than it has is extended from its weights with a fresh optimiser;
 the autoencoder is never extended, since the cached latents are its output. An LCM checkpoint made for
-another target bpp is trained afresh (the denoiser's log then says to extend it onto the new outputs).
+another target bpp is trained afresh (the denoiser's log then says to extend it onto the new outputs). A model
+folder, such as the shipped one, can stand in for the checkpoints (``seed_from``, ``--from-model``): training then
+goes on from its weights.
 
 1. ``ae``: fine-tune the compact autoencoder on aerial crops (MSE), starting from the
    MIT TAEF2 weights in ../shared/weights/taef2 when present.
@@ -50,7 +52,7 @@ RATES = {
 }
 LAMBDA_START, LAMBDA_WARMUP, LAMBDA_GAIN = 8.0, 100, 0.02
 LCM_LR = 5e-4
-CPU_STEPS = {"ae": 100, "lcm": 2100, "denoiser": 14000, "decoder": 400}
+CPU_STEPS = {"ae": 100, "lcm": 4100, "denoiser": 14000, "decoder": 400}
 # On a CPU the denoiser gets more, smaller updates in the same time.
 CPU_DENOISER_BATCH = 8
 GPU_STEPS = {"ae": 4000, "lcm": 20000, "denoiser": 60000, "decoder": 6000}
@@ -171,6 +173,44 @@ class Trainer:
         """A start time that counts the wall seconds spent before a resume (saved as "seconds")."""
         return time.time() - (state or {}).get("seconds", 0.0)
 
+    # -- continuing from a model folder ----------------------------------------------
+    def seed_from(self, model_dir):
+        """Write a finished checkpoint for every stage of the model folder `model_dir` (the shipped model, say) that
+        the work folder lacks, with the steps, wall times and extensions its config records: the recipe then goes on
+        from that model (a stage asked for more steps is extended) instead of training it all again. The cache is
+        encoded afresh, at the model's latent scale. A refit decoder stage starts from the model's fitted decoder."""
+        from safetensors.torch import load_file
+        model = MAGCModel.from_pretrained(model_dir, device="cpu")
+        config = model.config
+        trained = config.get("training", {})
+        steps, seconds, extended = trained.get("steps", {}), trained.get("seconds", {}), trained.get("extended", {})
+        if set(config["rates"]) != set(RATES) or any(config["rates"][r].get("target_bpp") != RATES[r] for r in RATES):
+            raise SystemExit(f"{model_dir} was trained for other rate presets than this recipe's {RATES}: train afresh.")
+        record = lambda name, stage: dict(step=steps[stage], done=True, seconds=seconds.get(name, 0.0),  # noqa: E731
+                                          extended=extended.get(name, []))
+        checkpoints = {"ae": lambda: dict(model=model.autoencoder.state_dict(), latent_scale=model.autoencoder.latent_scale,
+                                          **record("ae", "ae"))}
+        for rate in RATES:
+            def lcm_checkpoint(rate=rate):
+                lcm = LatentCompressionModule(**config["lcm"])
+                lcm.load_state_dict(load_file(str(Path(model_dir) / config["rates"][rate]["lcm_file"])))
+                return dict(model=lcm.state_dict(), target=RATES[rate], **{"lambda": config["rates"][rate]["lambda"]},
+                            **record(f"lcm-{rate}", "lcm"))
+            checkpoints[f"lcm-{rate}"] = lcm_checkpoint
+        lcm_targets = dict(RATES)
+        checkpoints["denoiser"] = lambda: dict(ema=model.denoiser.state_dict(), lcm_targets=lcm_targets,
+                                               **record("denoiser", "denoiser"))
+        if "decoder" in steps:
+            checkpoints["decoder"] = lambda: dict(
+                model=model.autoencoder.decoder.state_dict(), loss=_decoder_loss_terms(), **record("decoder", "decoder"),
+                basis={"denoiser_steps": steps["denoiser"], "lcm_targets": lcm_targets})
+        for name, checkpoint in checkpoints.items():
+            if self._ckpt(name).exists():
+                self.log(f"{name}: the work folder has a checkpoint, kept (not replaced by {model_dir}'s)")
+            else:
+                self._save(name, **checkpoint())
+                self.log(f"{name}: continuing from {model_dir} ({steps.get(name.split('-')[0])} steps)")
+
     # -- stage 1: autoencoder -----------------------------------------------------
     def stage_ae(self):
         model = MAGCModel.from_config(self.config)
@@ -235,6 +275,8 @@ class Trainer:
             self.timings["cache"] = cache.get("seconds", 0.0)
             return cache
         ae.to(self.device).eval()
+        # a model continued from (seed_from) keeps its scale: its LCMs and denoiser were trained at it
+        fixed_scale = (self._load("ae") or {}).get("latent_scale")
         ae.config["latent_scale"] = 1.0
         t0 = time.time()
         latents, classes = [], []
@@ -243,7 +285,7 @@ class Trainer:
             latents.append(ae.encode(x)[0].cpu().half())
             classes.append(torch.from_numpy(cls))
         latents = torch.stack(latents)
-        scale = float(1.0 / latents.float().std())
+        scale = fixed_scale or float(1.0 / latents.float().std())
         self.timings["cache"] = time.time() - t0
         cache = {"latents": latents * scale, "classes": torch.stack(classes), "latent_scale": scale,
                  "seconds": self.timings["cache"]}
