@@ -1,4 +1,7 @@
 """The training recipe's checkpoints: a finished stage is reused, or extended when asked for more steps."""
+import json
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -210,7 +213,14 @@ def test_training_goes_on_from_a_model_folder(tmp_path, cache, crops, model_fold
     assert "lcm-low: the work folder has a checkpoint, kept" in (tmp_path / "work" / "train.log").read_text()
 
 
-def test_training_refuses_to_go_on_from_a_model_of_other_rates(tmp_path, model_folder, monkeypatch):
+def test_training_refuses_to_go_on_from_a_model_it_did_not_train(tmp_path, model_folder, monkeypatch):
+    untrained = tmp_path / "untrained"
+    shutil.copytree(model_folder, untrained)
+    config = json.loads((untrained / "config.json").read_text())
+    del config["training"]
+    (untrained / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SystemExit, match="no training record"):
+        trainer(tmp_path, 1).seed_from(untrained)
     monkeypatch.setitem(RATES, "low", RATES["low"] * 2)
     with pytest.raises(SystemExit, match="other rate presets"):
         trainer(tmp_path, 1).seed_from(model_folder)

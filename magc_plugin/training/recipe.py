@@ -178,12 +178,16 @@ class Trainer:
         """Write a finished checkpoint for every stage of the model folder `model_dir` (the shipped model, say) that
         the work folder lacks, with the steps, wall times and extensions its config records: the recipe then goes on
         from that model (a stage asked for more steps is extended) instead of training it all again. The cache is
-        encoded afresh, at the model's latent scale. A refit decoder stage starts from the model's fitted decoder."""
+        encoded afresh, at the model's latent scale. The model's decoder counts as fitted with this recipe's decoder
+        loss; a refit decoder stage starts from it."""
         from safetensors.torch import load_file
         model = MAGCModel.from_pretrained(model_dir, device="cpu")
         config = model.config
         trained = config.get("training", {})
         steps, seconds, extended = trained.get("steps", {}), trained.get("seconds", {}), trained.get("extended", {})
+        if config.get("scale") != "compact" or not all(stage in steps for stage in ("ae", "lcm", "denoiser")):
+            raise SystemExit(f"{model_dir} is not a compact model trained by this recipe (its config.json has no "
+                             f"training record): train afresh.")
         if set(config["rates"]) != set(RATES) or any(config["rates"][r].get("target_bpp") != RATES[r] for r in RATES):
             raise SystemExit(f"{model_dir} was trained for other rate presets than this recipe's {RATES}: train afresh.")
         record = lambda name, stage: dict(step=steps[stage], done=True, seconds=seconds.get(name, 0.0),  # noqa: E731
