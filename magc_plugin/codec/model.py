@@ -56,6 +56,13 @@ def _load_weights(module, path):
                         f"(missing {len(missing)}, unexpected {len(unexpected)} tensors): the folder is inconsistent.")
 
 
+def load_lcm(path, config, rate):
+    """The latent compression module of one rate preset of a model folder."""
+    lcm = LatentCompressionModule(**config["lcm"])
+    lcm.load_state_dict(load_file(str(Path(path) / config["rates"][rate]["lcm_file"])))  # compressai resizes its CDF buffers here
+    return lcm
+
+
 def compact_config(name="compact", latent_channels=32, ae_width=64, N=64, M=64, map_channels=64, num_slices=8,
                    num_res_blocks=1, hyper_channels=32, unet_channels=(64, 128, 192), adapter_map_channels=64,
                    rates=None):
@@ -165,7 +172,7 @@ class MAGCModel(torch.nn.Module):
         model = cls.from_config(config, rate)
         _load_weights(model.autoencoder, files[0])
         _load_weights(model.denoiser, files[1])
-        model.lcm.load_state_dict(load_file(str(files[2])))  # compressai resizes its CDF buffers here
+        model.lcm = load_lcm(path, config, rate)
         model.weights_sha256 = sha256_files(files)
         model.preset_name = config.get("name", path.name)
         return model.to_device(device).eval()

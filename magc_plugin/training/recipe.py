@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from ..codec.classes import to_one_hot
 from ..codec.lcm import LatentCompressionModule
-from ..codec.model import MAGCModel, compact_config
+from ..codec.model import MAGCModel, compact_config, load_lcm
 from ..codec.sampler import sample, training_scheduler
 from . import data
 
@@ -81,6 +81,11 @@ def _latent_crop(cache, i, y, x, size):
 def _decoder_loss_terms():
     """The decoder stage's loss settings: a checkpoint fitted with others is stale, as one fitted to other samples is."""
     return {"contrast": [CONTRAST_WEIGHT, CONTRAST_CELL], "grid": GRID_WEIGHT}
+
+
+def _decoder_basis(denoiser_steps, rates):
+    """What the decoder stage's bank is drawn from: a change in either makes its checkpoint stale."""
+    return {"denoiser_steps": denoiser_steps, "lcm_targets": {rate: RATES[rate] for rate in rates}}
 
 
 def _local_std(images):
@@ -180,7 +185,6 @@ class Trainer:
         from that model (a stage asked for more steps is extended) instead of training it all again. The cache is
         encoded afresh, at the model's latent scale. The model's decoder counts as fitted with this recipe's decoder
         loss; a refit decoder stage starts from it."""
-        from safetensors.torch import load_file
         model = MAGCModel.from_pretrained(model_dir, device="cpu")
         config = model.config
         trained = config.get("training", {})
@@ -190,29 +194,25 @@ class Trainer:
                              f"training record): train afresh.")
         if set(config["rates"]) != set(RATES) or any(config["rates"][r].get("target_bpp") != RATES[r] for r in RATES):
             raise SystemExit(f"{model_dir} was trained for other rate presets than this recipe's {RATES}: train afresh.")
-        record = lambda name, stage: dict(step=steps[stage], done=True, seconds=seconds.get(name, 0.0),  # noqa: E731
-                                          extended=extended.get(name, []))
-        checkpoints = {"ae": lambda: dict(model=model.autoencoder.state_dict(), latent_scale=model.autoencoder.latent_scale,
-                                          **record("ae", "ae"))}
+
+        def record(name, stage):
+            return dict(step=steps[stage], done=True, seconds=seconds.get(name, 0.0), extended=extended.get(name, []))
+
+        checkpoints = {"ae": dict(model=model.autoencoder.state_dict(), latent_scale=model.autoencoder.latent_scale,
+                                  **record("ae", "ae"))}
         for rate in RATES:
-            def lcm_checkpoint(rate=rate):
-                lcm = LatentCompressionModule(**config["lcm"])
-                lcm.load_state_dict(load_file(str(Path(model_dir) / config["rates"][rate]["lcm_file"])))
-                return dict(model=lcm.state_dict(), target=RATES[rate], **{"lambda": config["rates"][rate]["lambda"]},
-                            **record(f"lcm-{rate}", "lcm"))
-            checkpoints[f"lcm-{rate}"] = lcm_checkpoint
-        lcm_targets = dict(RATES)
-        checkpoints["denoiser"] = lambda: dict(ema=model.denoiser.state_dict(), lcm_targets=lcm_targets,
-                                               **record("denoiser", "denoiser"))
+            checkpoints[f"lcm-{rate}"] = dict(model=load_lcm(model_dir, config, rate).state_dict(), target=RATES[rate],
+                                              **{"lambda": config["rates"][rate]["lambda"]}, **record(f"lcm-{rate}", "lcm"))
+        checkpoints["denoiser"] = dict(ema=model.denoiser.state_dict(), lcm_targets=dict(RATES),
+                                       **record("denoiser", "denoiser"))
         if "decoder" in steps:
-            checkpoints["decoder"] = lambda: dict(
-                model=model.autoencoder.decoder.state_dict(), loss=_decoder_loss_terms(), **record("decoder", "decoder"),
-                basis={"denoiser_steps": steps["denoiser"], "lcm_targets": lcm_targets})
+            checkpoints["decoder"] = dict(model=model.autoencoder.decoder.state_dict(), loss=_decoder_loss_terms(),
+                                          basis=_decoder_basis(steps["denoiser"], RATES), **record("decoder", "decoder"))
         for name, checkpoint in checkpoints.items():
             if self._ckpt(name).exists():
                 self.log(f"{name}: the work folder has a checkpoint, kept (not replaced by {model_dir}'s)")
             else:
-                self._save(name, **checkpoint())
+                self._save(name, **checkpoint)
                 self.log(f"{name}: continuing from {model_dir} ({steps.get(name.split('-')[0])} steps)")
 
     # -- stage 1: autoencoder -----------------------------------------------------
@@ -455,11 +455,6 @@ class Trainer:
         return ema.cpu()
 
     # -- stage 5: decoder --------------------------------------------------------------------
-    def _decoder_basis(self, lcms):
-        """What the decoder stage's bank is drawn from: a change in either makes its checkpoint stale."""
-        return {"denoiser_steps": (self._load("denoiser") or {}).get("step"),
-                "lcm_targets": {rate: RATES[rate] for rate in lcms}}
-
     @torch.no_grad()
     def _sampled_bank(self, cache, lcms, den, basis):
         """DECODER_BANK (sampled latent, crop) pairs of 128-pixel crops, the rates taking turns by batch."""
@@ -497,7 +492,7 @@ class Trainer:
         """The denoiser's latents are not the encoder's: a decoder fitted to them with a perceptual loss draws
         sharper, truer texture from them than one fitted to the encoder's latents."""
         from ..evaluation.metrics import LPIPS, grid_profile
-        basis = self._decoder_basis(lcms)
+        basis = _decoder_basis((self._load("denoiser") or {}).get("step"), lcms)
         state = self._load("decoder")
         loss_terms = _decoder_loss_terms()
         if state and (state.get("basis"), state.get("loss")) != (basis, loss_terms):
