@@ -37,7 +37,9 @@ import numpy as np
 from .codec.errors import MAGCError
 
 SIGNATURE = b"\x89MGC\r\n\x1a\n"
-VERSION = (1, 0)  # a new major version is unreadable by older readers; a minor one only adds ancillary chunks
+# A new major version is unreadable by older readers; a minor one only adds ancillary chunks.
+# 2.0: each tile's codec payload starts with the tile's mean colour (codec.tile_colour).
+VERSION = (2, 0)
 CHUNK_HEAD = struct.Struct(">I4s")
 CRC = struct.Struct(">I")
 INDEX_ENTRY = struct.Struct(">QII16s")
@@ -383,8 +385,10 @@ class MAGCReader:
             raise self._corrupt("the file is truncated after its signature")
         self.version = struct.unpack_from(">HH", start, len(SIGNATURE))
         if self.version[0] != VERSION[0]:
+            what = "update the plugin" if self.version[0] > VERSION[0] else \
+                "compress the original raster again (or decode the file with the MAGC release that wrote it)"
             raise MAGCError(f"{self.path.name} is in .magc format version {self.version[0]}.{self.version[1]}, which "
-                            f"this MAGC (format {VERSION[0]}.{VERSION[1]}) cannot read: update the plugin.")
+                            f"this MAGC (format {VERSION[0]}.{VERSION[1]}) cannot read: {what}.")
         chunks = self._walk(len(start))
         types = [c[0] for c in chunks]
         order = [t for t in types if t in KNOWN_CHUNKS]

@@ -23,8 +23,10 @@ Decoding without seams::
       +-----+-----+-----+                      |  .     .|  and the *global* latent position, so two
       | y10 | y11 | y12 |                      +---------+  windows agree where they overlap
       +-----+-----+-----+
-                                 pixels of overlapping windows are feather-blended
-                                 (linear ramps over the 2 x margin overlap band)
+                                 each window is re-centred on its tile's mean colour
+                                 (from the payload), then pixels of overlapping windows
+                                 are feather-blended (linear ramps over the 2 x margin
+                                 overlap band)
 
 No extra bits are spent for the windows: their context comes from the neighbours' y_hat.
 Rows of windows are processed top to bottom, keeping only one strip of blended
@@ -55,6 +57,7 @@ import numpy as np
 
 from .codec.classes import NOT_MAPPED, check_class_raster
 from .codec.errors import MAGCError
+from .codec.tile_colour import recentre, split_payload
 from .container import (MASK_ALL_NODATA, MASK_ALL_VALID, MAGCReader, MAGCWriter, TileRecord, fingerprint,
                         nodata_from_json, nodata_to_json, tile_grid)
 
@@ -744,6 +747,8 @@ class WindowJob:
     steps: int
     seed: int
     noise_block: int         # latent pixels per block of positional noise (one tile)
+    colour: np.ndarray       # the tile's mean colour (3 levels) from its payload
+    core: tuple              # (rows, columns) slices of the tile in the window: where that mean applies
 
 
 def decode_tile_y(model, payload, tile_shape, where):
@@ -773,7 +778,7 @@ def decode_window(model, job, ys, callback=None):
     if job.steps > 0:
         noise = PositionalNoise(job.seed, job.x0 // DOWNSCALE, job.y0 // DOWNSCALE, job.noise_block)
         z = model.sample(z, job.classes, job.steps, noise=noise, callback=callback)
-    image = model.latent_to_image(z)
+    image = recentre(model.latent_to_image(z), job.colour, job.core)
     left, right, up, down = job.feathered
     weight = np.outer(ramp(job.y1 - job.y0, up, down, job.margin), ramp(job.x1 - job.x0, left, right, job.margin))
     return image, weight, job.x0, job.y0
@@ -832,8 +837,9 @@ class _Windows:
                 pieces.append(((slice((ya - wy0) // d, (yb - wy0) // d), slice((xa - wx0) // d, (xb - wx0) // d)),
                                (slice((ya - ty0) // d, (yb - ty0) // d), slice((xa - tx0) // d, (xb - tx0) // d))))
                 ys.append(self.y_hat(c, r))
+        core = (slice(y0 - wy0, y0 - wy0 + ph), slice(x0 - wx0, x0 - wx0 + pw))
         job = WindowJob(wx0, wy0, wx1, wy1, classes, pieces, feathered, m, self.steps, self.seed,
-                        grid.tile // DOWNSCALE)
+                        grid.tile // DOWNSCALE, split_payload(self.tiles[(col, row)][0].payload)[0], core)
         return job, ys
 
 

@@ -11,6 +11,7 @@ import torch
 from magc_plugin.codec import MAGCError
 from magc_plugin.codec.classes import NUM_CLASSES, to_one_hot
 from magc_plugin.codec.model import MAGCModel, compact_config
+from magc_plugin.codec.tile_colour import mean_colour, recentre
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(latent_channels=4, ae_width=16, N=16, M=16, map_channels=8, num_slices=4, hyper_channels=8, unet_channels=(16, 32),
@@ -197,6 +198,29 @@ def test_bad_guidance_is_refused_clearly(model):
         model.decode_latent(b"\x01", cls)
 
 
+def test_decoded_tile_has_the_tile_mean_colour(model):
+    """The payload starts with the tile's mean colour and the decoder re-centres on it, with or
+    without diffusion; the untrained model's own output is far from it."""
+    rng = np.random.default_rng(3)
+    img = (np.array([170, 90, 60]) + rng.normal(0, 20, (128, 128, 3))).clip(0, 255).astype(np.uint8)
+    cls = np.full((128, 128), 2, np.uint8)
+    payload = model.compress_tile(img, cls)
+    assert payload[:3] == bytes(np.rint(img.reshape(-1, 3).mean(axis=0)).astype(np.uint8))
+    target = img.reshape(-1, 3).mean(axis=0)
+    uncorrected = model.latent_to_image(model.decode_latent(payload, cls)).reshape(-1, 3).mean(axis=0)
+    assert np.abs(uncorrected - target).max() > 10
+    for steps in (0, 2):
+        decoded = model.decompress_tile(payload, cls, steps=steps).reshape(-1, 3).mean(axis=0)
+        assert np.abs(decoded - target).max() < 1.5, (steps, decoded, target)
+
+
+def test_recentre_shifts_by_the_region_and_clips():
+    image = np.zeros((4, 8, 3), np.uint8)
+    image[:, 4:] = 250
+    out = recentre(image, np.array([10, 20, 30], np.float32), (slice(None), slice(0, 4)))
+    assert (out[0, 0] == [10, 20, 30]).all() and (out[0, 7] == 255).all()
+
+
 def test_tile_with_context_codes_only_its_core(model):
     """The context is seen, not coded: the payload decodes to the core's size, and equals coding the
     core's part of y computed over the whole image."""
@@ -206,7 +230,7 @@ def test_tile_with_context_codes_only_its_core(model):
     with torch.no_grad():
         y = model.lcm.analyse(model.autoencoder.encode(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255),
                               model._one_hot(cls, cls.shape))
-    assert payload == model.lcm.compress_y(y[..., 2:6, 2:4].contiguous())[0]
+    assert payload == mean_colour(img[64:192, 64:128]) + model.lcm.compress_y(y[..., 2:6, 2:4].contiguous())[0]
     for bad in [(16, 0, 64, 64), (0, 0, 96, 64), (160, 0, 64, 64), (-64, 0, 64, 64)]:
         with pytest.raises(MAGCError, match="must lie inside"):
             model.compress_tile(img, cls, core=bad)

@@ -77,12 +77,16 @@ def test_signature_catches_text_mode_transfer(magc_file):
 def test_unknown_major_version_refused_minor_accepted(magc_file):
     path, _ = magc_file
     data = bytearray(path.read_bytes())
-    data[8:12] = struct.pack(">HH", 1, 7)
+    data[8:12] = struct.pack(">HH", 2, 7)
     path.write_bytes(bytes(data))
-    assert MAGCReader(path).version == (1, 7)
-    data[8:12] = struct.pack(">HH", 2, 0)
+    assert MAGCReader(path).version == (2, 7)
+    data[8:12] = struct.pack(">HH", 3, 0)
     path.write_bytes(bytes(data))
-    with pytest.raises(MAGCError, match="version 2.0.*update the plugin"):
+    with pytest.raises(MAGCError, match="version 3.0.*update the plugin"):
+        MAGCReader(path)
+    data[8:12] = struct.pack(">HH", 1, 0)  # before tile payloads carried their mean colour
+    path.write_bytes(bytes(data))
+    with pytest.raises(MAGCError, match="version 1.0.*compress the original raster again"):
         MAGCReader(path)
 
 

@@ -348,6 +348,22 @@ def test_no_visible_seams(tiny_model, tmp_path):
     assert figures["seam"] <= figures["inside"], figures
 
 
+def test_tiles_decode_to_their_mean_colour(tiny_model, tmp_path):
+    """Each window is re-centred on its tile's mean colour (from the payload); the feather blend with
+    the neighbour, re-centred on its own tile, moves the tile's mean by a small part of their difference."""
+    data = rgb(512, 256)
+    data[0, :, 256:] //= 3
+    src = write_tif(tmp_path / "in.tif", data)
+    tiling.compress_raster(src, tmp_path / "a.magc", stripes, tiny_model, tile_size=256)
+    tiling.decompress_raster(tmp_path / "a.magc", tmp_path / "out.tif", stripes, tiny_model, steps=1)
+    with rasterio.open(tmp_path / "out.tif") as out:
+        decoded = out.read().astype(float)
+    means = [(image[:, :, :256].mean(axis=(1, 2)), image[:, :, 256:].mean(axis=(1, 2))) for image in (data, decoded)]
+    apart = np.abs(means[0][0] - means[0][1])
+    for tile in (0, 1):
+        assert (np.abs(means[1][tile] - means[0][tile]) <= 0.1 * apart + 1.5).all(), means
+
+
 def test_grid_constants_match_the_codec():
     """tiling keeps its own copies (it must import without torch): they must agree with the codec's."""
     from magc_plugin.codec import autoencoder, model

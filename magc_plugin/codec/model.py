@@ -26,6 +26,7 @@ from .errors import MAGCError
 from .folders import SHIPPED_MODELS, read_config, resolve_model_path, sha256_files  # noqa: F401 (re-exported)
 from .lcm import LatentCompressionModule
 from .sampler import SCHEDULE, sample
+from .tile_colour import MEAN_COLOUR, mean_colour, recentre, split_payload
 
 FORMAT = "magc-model"
 FORMAT_VERSION = 1
@@ -263,6 +264,7 @@ class MAGCModel(torch.nn.Module):
         arr = self._check_tile(image)
         x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float().div(255).to(self.device)
         y = self.lcm.analyse(self.autoencoder.encode(x), self._one_hot(class_raster, arr.shape[:2]))
+        tile = arr
         if core is not None:
             cx, cy, cw, ch = core
             if min(core) < 0 or cx + cw > arr.shape[1] or cy + ch > arr.shape[0] or \
@@ -272,7 +274,8 @@ class MAGCModel(torch.nn.Module):
                                 f"sides that are multiples of {TILE_MULTIPLE}.")
             d = Y_DOWNSCALE
             y = y[..., cy // d:(cy + ch) // d, cx // d:(cx + cw) // d]
-        return self.lcm.compress_y(y.contiguous())[0]
+            tile = arr[cy:cy + ch, cx:cx + cw]
+        return mean_colour(tile) + self.lcm.compress_y(y.contiguous())[0]
 
     @torch.no_grad()
     def decode_y(self, payload, tile_shape):
@@ -281,7 +284,7 @@ class MAGCModel(torch.nn.Module):
         h, w = tile_shape
         if h % TILE_MULTIPLE or w % TILE_MULTIPLE or not h or not w:
             raise MAGCError(f"Tile sides must be positive multiples of {TILE_MULTIPLE} pixels, got {w}x{h}.")
-        return self.lcm.decompress_y(bytes(payload), (h // Y_DOWNSCALE, w // Y_DOWNSCALE))
+        return self.lcm.decompress_y(split_payload(payload)[1], (h // Y_DOWNSCALE, w // Y_DOWNSCALE))
 
     @torch.no_grad()
     def synthesise(self, y_hat, class_raster):
@@ -307,18 +310,19 @@ class MAGCModel(torch.nn.Module):
         return (x[0].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
 
     def decompress_tile(self, payload, class_raster, steps=20, seed=0, callback=None):
-        latent_tilde = self.decode_latent(payload, class_raster)
-        if steps == 0:  # stage 1 alone: the LCM's reconstruction without diffusion
-            return self.latent_to_image(latent_tilde)
-        return self.latent_to_image(self.sample(latent_tilde, class_raster, steps, seed, callback))
+        latent = self.decode_latent(payload, class_raster)
+        if steps > 0:  # steps 0: stage 1 alone, the LCM's reconstruction without diffusion
+            latent = self.sample(latent, class_raster, steps, seed, callback)
+        return recentre(self.latent_to_image(latent), split_payload(payload)[0])
 
     @torch.no_grad()
     def estimate_bits(self, image, class_raster):
-        """The rate model's estimate (from likelihoods) for one tile, in bits."""
+        """The rate model's estimate (from likelihoods) of one tile's payload, in bits."""
         arr = self._check_tile(image)
         x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float().div(255).to(self.device)
         out = self.lcm(self.autoencoder.encode(x), self._one_hot(class_raster, arr.shape[:2]))
-        return float(sum(-torch.log2(l).sum() for l in out["likelihoods"].values()))
+        coded = sum(-torch.log2(l).sum() for l in out["likelihoods"].values())
+        return float(coded) + 8 * MEAN_COLOUR.size
 
 
 ENTROPY_MODEL_KEYS = ("entropy_bottleneck.", "gaussian_conditional.")
