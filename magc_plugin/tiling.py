@@ -751,13 +751,25 @@ class WindowJob:
     core: tuple              # (rows, columns) slices of the tile in the window: where that mean applies
 
 
+def _in_tile(where, exc):
+    return MAGCError(f"Tile {where} of the .magc file: {exc}")
+
+
+def tile_colour(payload, where):
+    """The mean colour at the head of one tile's payload; `where` names the tile in errors."""
+    try:
+        return split_payload(payload)[0]
+    except MAGCError as exc:
+        raise _in_tile(where, exc) from exc
+
+
 def decode_tile_y(model, payload, tile_shape, where):
     """The entropy-decoded y_hat of one tile of (height, width) pixels, as a (M, h/32, w/32) float32
     array. `where` names the tile in errors."""
     try:
         return model.decode_y(payload, tile_shape)[0].numpy()
     except MAGCError as exc:
-        raise MAGCError(f"Tile {where} of the .magc file: {exc}") from exc
+        raise _in_tile(where, exc) from exc
     except Exception as exc:  # noqa: BLE001 (a payload that passed its CRC but still cannot be decoded)
         raise MAGCError(f"Tile {where} of the .magc file cannot be decoded ({exc}): the file is damaged or was "
                         "written by an incompatible model.") from exc
@@ -839,7 +851,7 @@ class _Windows:
                 ys.append(self.y_hat(c, r))
         core = (slice(y0 - wy0, y0 - wy0 + ph), slice(x0 - wx0, x0 - wx0 + pw))
         job = WindowJob(wx0, wy0, wx1, wy1, classes, pieces, feathered, m, self.steps, self.seed,
-                        grid.tile // DOWNSCALE, split_payload(self.tiles[(col, row)][0].payload)[0], core)
+                        grid.tile // DOWNSCALE, tile_colour(self.tiles[(col, row)][0].payload, f"({col},{row})"), core)
         return job, ys
 
 

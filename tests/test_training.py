@@ -225,3 +225,12 @@ def test_training_refuses_to_go_on_from_a_model_it_did_not_train(tmp_path, model
     with pytest.raises(SystemExit, match="other rate presets"):
         trainer(tmp_path, 1).seed_from(model_folder)
     assert not (tmp_path / "work" / "lcm-low.pt").exists()
+
+
+def test_model_card_keeps_its_history_section():
+    """Validation rewrites the card's figures; the hand-written history of the weights is carried over."""
+    from magc_plugin.training.validate import card_history
+    card = "# M\n\n## Training\n- steps\n\n## History\n- run 1\n- run 2\n\n## Validation on 4 tiles\n| a |\n"
+    assert card_history(card) == "## History\n- run 1\n- run 2\n"
+    assert card_history(card.replace("\n## Validation on 4 tiles\n| a |\n", "")) == "## History\n- run 1\n- run 2\n"
+    assert card_history("# M\n\n## Training\n- steps\n") == ""

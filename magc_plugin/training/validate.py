@@ -114,7 +114,20 @@ def _extension(stage, steps):
     return f"{stage} from step{'s' if len(steps) > 1 else ''} {' and '.join(map(str, steps))}"
 
 
-def model_card(config, results, n, steps):
+HISTORY = "## History"
+
+
+def card_history(card):
+    """The hand-written "## History" section of a model card (how the weights came to be, run by run), or ""."""
+    start = card.find(HISTORY)
+    if start < 0:
+        return ""
+    end = card.find("\n## ", start + len(HISTORY))
+    return card[start:end if end >= 0 else None].strip() + "\n"
+
+
+def model_card(config, results, n, steps, history=""):
+    """The card of a model folder: data, training record, validation figures; `history` is kept as written."""
     t = config.get("training", {})
     lines = [
         f"# MAGC compact model ({config.get('name', 'compact')})", "",
@@ -146,6 +159,7 @@ def model_card(config, results, n, steps):
            "grid) and LPIPS-VGG against the crops. LPIPS-VGG is thus a training "
            "loss, and DISTS uses the same VGG16 features: LPIPS-Alex and FID are the more independent checks."]
           if "decoder" in t.get("steps", {}) else []), "",
+        *([history] if history else []),
         f"## Validation on {n} held-out 256x256 tiles ({steps} diffusion steps, seed 0)", "",
         "| rate | real bpp | estimate bpp | real vs estimate | PSNR | MS-SSIM | LPIPS-Alex | DISTS | "
         "lattice | stage-1 PSNR | stage-1 LPIPS | JPEG 2000 bpp | JPEG 2000 PSNR | JPEG 2000 LPIPS | JPEG 2000 DISTS | "
@@ -183,10 +197,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     results, n, warns = validate(args.model, args.limit, args.steps, Path(args.work))
     config = json.loads((Path(args.model) / "config.json").read_text())
-    card = model_card(config, results, n, args.steps)
+    card_path = Path(args.model) / "MODEL_CARD.md"
+    history = card_history(card_path.read_text()) if card_path.exists() else ""
+    card = model_card(config, results, n, args.steps, history)
     if warns:
         card += "\nMetric notes: " + "; ".join(warns) + "\n"
-    (Path(args.model) / "MODEL_CARD.md").write_text(card)
+    card_path.write_text(card)
     print(card)
 
 
