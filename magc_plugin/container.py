@@ -386,7 +386,7 @@ class MAGCReader:
         self.version = struct.unpack_from(">HH", start, len(SIGNATURE))
         if self.version[0] != VERSION[0]:
             what = "update the plugin" if self.version[0] > VERSION[0] else \
-                "compress the original raster again (or decode the file with the MAGC release that wrote it)"
+                "compress the original raster again, or decode the file with the older MAGC that wrote it"
             raise MAGCError(f"{self.path.name} is in .magc format version {self.version[0]}.{self.version[1]}, which "
                             f"this MAGC (format {VERSION[0]}.{VERSION[1]}) cannot read: {what}.")
         chunks = self._walk(len(start))
