@@ -368,7 +368,7 @@ def write_report(out_dir, summary, targets, floors, plots, steps_plot, grid_plot
 
 
 NOTES = [
-    "bpp = 8 x real bytes / pixels. MAGC: the tile payload (y and z strings), the guidance map not counted "
+    "bpp = 8 x real bytes / pixels. MAGC: the tile payload (its mean colour, y and z strings), the guidance map not counted "
     "(it exists on both sides). Classical codecs: see magc_plugin/evaluation/baselines.py for what each file "
     "holds (JPEG/WebP/AVIF whole files, JPEG 2000 raw codestream, HEVC Annex-B stream without x265's SEI).",
     "x1/x2: the classical codec at the largest setting whose size is at most 1x/2x this image's MAGC bpp at "
