@@ -213,6 +213,14 @@ def test_training_goes_on_from_a_model_folder(tmp_path, cache, crops, model_fold
     assert "lcm-low: the work folder has a checkpoint, kept" in (tmp_path / "work" / "train.log").read_text()
 
 
+def test_a_model_seeded_with_more_steps_than_asked_records_the_steps_it_had(tmp_path, cache, model_folder):
+    t = trainer(tmp_path, 1)
+    t.seed_from(model_folder)
+    lcms = {rate: t.stage_lcm(cache, rate) for rate in RATES}
+    t.export(MAGCModel.from_config(t.config).autoencoder, lcms, t.stage_denoiser(cache, lcms))
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["training"]["steps"]["lcm"] == 2
+
+
 def test_training_refuses_to_go_on_from_a_model_it_did_not_train(tmp_path, model_folder, monkeypatch):
     untrained = tmp_path / "untrained"
     shutil.copytree(model_folder, untrained)

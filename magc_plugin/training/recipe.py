@@ -17,7 +17,7 @@ goes on from its weights.
    (v for the compact model) on x_t with
    latent_tilde from the frozen LCMs (a random rate per batch: one denoiser serves all).
 5. ``decoder``: fine-tune the autoencoder's decoder on latents the sampler draws (every rate), with
-   L1 + local contrast + grid profile + LPIPS-VGG against the crops they came from. The encoder is untouched, so bitstreams do not change.
+   L1 + local contrast + grid profile + LPIPS-VGG + DISTS against the crops they came from. The encoder is untouched, so bitstreams do not change.
 6. ``export``: write the model folder (config.json, safetensors, model card).
 
 Latent-space training runs on 128x128-pixel crops (16x16 latents), cheap on a CPU;
@@ -70,6 +70,9 @@ CONTRAST_WEIGHT, CONTRAST_CELL = 2.0, 16
 # LPIPS-VGG alone taught the decoder to draw the latent grid (a lattice of 8-pixel crosses; lattice index of
 # 20-step decodes 0.05 -> 0.19, originals 0.06): the crop's grid profile is matched too.
 GRID_WEIGHT = 1.0
+# DISTS in LPIPS-VGG's place gained DISTS (held-out medium 0.258 -> 0.248) but lost LPIPS-Alex (0.394 -> 0.420),
+# PSNR and drew busier texture: both, side by side.
+DISTS_WEIGHT = 1.0
 
 
 def _latent_crop(cache, i, y, x, size):
@@ -80,7 +83,7 @@ def _latent_crop(cache, i, y, x, size):
 
 def _decoder_loss_terms():
     """The decoder stage's loss settings: a checkpoint fitted with others is stale, as one fitted to other samples is."""
-    return {"contrast": [CONTRAST_WEIGHT, CONTRAST_CELL], "grid": GRID_WEIGHT}
+    return {"contrast": [CONTRAST_WEIGHT, CONTRAST_CELL], "grid": GRID_WEIGHT, "dists": DISTS_WEIGHT}
 
 
 def _decoder_basis(denoiser_steps, rates):
@@ -132,7 +135,7 @@ class Trainer:
         self.work.mkdir(parents=True, exist_ok=True)
         self.out = Path(out)
         self.device = device
-        self.steps = steps or (GPU_STEPS if device.type == "cuda" else CPU_STEPS)
+        self.steps = dict(steps or (GPU_STEPS if device.type == "cuda" else CPU_STEPS))
         self.batch = batch if device.type != "cuda" else 64
         self.seed = seed
         self.arguments = (work, out, device, steps, seed, batch)
@@ -162,6 +165,9 @@ class Trainer:
         """True when the stage's checkpoint is done with at least `total` steps (its record is then kept)."""
         if not (state and state.get("done") and state["step"] >= total):
             return False
+        # a stage seeded with more steps than asked (--from-model) is recorded with the steps it has had
+        stage = name.split("-")[0]
+        self.steps[stage] = max(self.steps[stage], state["step"])
         self.timings[name] = state.get("seconds", 0.0)
         self.extended[name] = state.get("extended", [])
         return True
@@ -491,7 +497,7 @@ class Trainer:
     def stage_decoder(self, cache, ae, lcms, den):
         """The denoiser's latents are not the encoder's: a decoder fitted to them with a perceptual loss draws
         sharper, truer texture from them than one fitted to the encoder's latents."""
-        from ..evaluation.metrics import LPIPS, grid_profile
+        from ..evaluation.metrics import DISTS, LPIPS, grid_profile
         basis = _decoder_basis((self._load("denoiser") or {}).get("step"), lcms)
         state = self._load("decoder")
         loss_terms = _decoder_loss_terms()
@@ -505,9 +511,7 @@ class Trainer:
             return ae
         t0 = self._clock(state)
         bank = self._sampled_bank(cache, lcms, den, basis)
-        # DISTS in LPIPS-VGG's place was tried: on 32 held-out tiles it gained DISTS (medium 0.258 -> 0.248)
-        # but lost more LPIPS-Alex (0.394 -> 0.420) and PSNR, and drew busier texture.
-        perceptual = LPIPS("vgg").to(self.device)
+        perceptual, texture = LPIPS("vgg").to(self.device), DISTS().to(self.device)
         ae.to(self.device).train()
         opt = torch.optim.Adam(ae.decoder.parameters(), lr=1e-4)
         start = 0
@@ -526,13 +530,15 @@ class Trainer:
             l1 = (x_hat - x).abs().mean()
             contrast = (_local_std(x_hat) - _local_std(x)).abs().mean()
             lpips = perceptual.distance(perceptual.features(x_hat), perceptual.features(x)).mean()
+            dists = texture.distance(texture.features(x_hat), texture.features(x)).mean()
             grid = (grid_profile(x_hat) - grid_profile(x)).abs().mean()
-            loss = l1 + CONTRAST_WEIGHT * contrast + GRID_WEIGHT * grid + lpips
+            loss = l1 + CONTRAST_WEIGHT * contrast + GRID_WEIGHT * grid + lpips + DISTS_WEIGHT * dists
             opt.zero_grad()
             loss.backward()
             opt.step()
             if step % 25 == 0:
-                self.log(f"decoder step {step} l1 {l1.item():.4f} contrast {contrast.item():.4f} grid {grid.item():.4f} lpips-vgg {lpips.item():.4f}")
+                self.log(f"decoder step {step} l1 {l1.item():.4f} contrast {contrast.item():.4f} grid {grid.item():.4f} "
+                         f"lpips-vgg {lpips.item():.4f} dists {dists.item():.4f}")
             if step % 50 == 49:
                 self._save("decoder", model=ae.decoder.state_dict(), opt=opt.state_dict(), step=step + 1,
                            seconds=time.time() - t0, extended=extended, basis=basis, loss=loss_terms)

@@ -156,8 +156,8 @@ def model_card(config, results, n, steps, history=""):
         *(["- Then the decoder alone (the encoder, so the bitstream, is unchanged) is fine-tuned on latents that "
            "the sampler draws at every rate, with L1, local contrast (each 16-pixel cell's standard deviation), "
            "the grid profile (mean edge strength at each position modulo 8, so that it does not draw the latent "
-           "grid) and LPIPS-VGG against the crops. LPIPS-VGG is thus a training "
-           "loss, and DISTS uses the same VGG16 features: LPIPS-Alex and FID are the more independent checks."]
+           "grid), LPIPS-VGG and DISTS against the crops. LPIPS-VGG and DISTS are thus training "
+           "losses (both on VGG16 features): LPIPS-Alex and FID are the independent checks."]
           if "decoder" in t.get("steps", {}) else []), "",
         *([history] if history else []),
         f"## Validation on {n} held-out 256x256 tiles ({steps} diffusion steps, seed 0)", "",
