@@ -73,7 +73,7 @@ GRID_WEIGHT = 1.0
 # DISTS in LPIPS-VGG's place gained DISTS (held-out medium 0.258 -> 0.248) but lost LPIPS-Alex (0.394 -> 0.420),
 # PSNR and drew busier texture. Beside it at weight 1: held-out DISTS -0.012, LPIPS-Alex +0.003 to +0.006, PSNR
 # +0.1 dB (bench: segmentation agreement with the original -0.04 to -0.06 mIoU); weight 2 added only -0.001 to
-# -0.003 DISTS for +0.005 LPIPS-Alex.
+# -0.003 DISTS for +0.005 LPIPS-Alex; 400 more steps at weight 1 lost on all (low DISTS 0.250 -> 0.255, -0.35 dB).
 DISTS_WEIGHT = 1.0
 
 
