@@ -221,6 +221,18 @@ def test_a_model_seeded_with_more_steps_than_asked_records_the_steps_it_had(tmp_
     assert json.loads((tmp_path / "out" / "config.json").read_text())["training"]["steps"]["lcm"] == 2
 
 
+def test_exporting_a_seeded_model_leaves_its_lcm_files_as_they_were(tmp_path, cache, model_folder):
+    """The quantiles are fitted where an LCM is trained, not at every export: a run that extends only other stages
+    writes the same LCM bytes (so the same CDF tables)."""
+    t = trainer(tmp_path, 2)
+    t.seed_from(model_folder)
+    lcms = {rate: t.stage_lcm(cache, rate) for rate in RATES}
+    t.export(MAGCModel.from_config(t.config).autoencoder, lcms, t.stage_denoiser(cache, lcms))
+    for rate in RATES:
+        name = f"lcm-{rate}.safetensors"
+        assert (tmp_path / "out" / name).read_bytes() == (model_folder / name).read_bytes()
+
+
 def test_training_refuses_to_go_on_from_a_model_it_did_not_train(tmp_path, model_folder, monkeypatch):
     untrained = tmp_path / "untrained"
     shutil.copytree(model_folder, untrained)

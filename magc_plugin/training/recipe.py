@@ -388,6 +388,8 @@ class Trainer:
                 self._save(name, model=lcm.state_dict(), opt=opt.state_dict(), aux_opt=aux_opt.state_dict(), step=step + 1,
                            seconds=time.time() - t0, extended=extended, target=target, **{"lambda": lam, "bpp_avg": bpp_avg})
         lcm.cpu().eval()
+        # once, where the module is trained: an export of a module it did not train leaves it as it was
+        self.log(f"{name}: entropy bottleneck aux loss after fitting {fit_quantiles(lcm):.2f}")
         lcm.update(force=True)
         self.timings[name] = time.time() - t0
         self.extended[name] = extended
@@ -552,8 +554,7 @@ class Trainer:
 
     # -- stage 6: export ----------------------------------------------------------------------
     def export(self, ae, lcms, den):
-        for rate, lcm in lcms.items():
-            self.log(f"lcm-{rate}: entropy bottleneck aux loss after fitting {fit_quantiles(lcm.cpu()):.2f}")
+        lcms = {rate: lcm.cpu() for rate, lcm in lcms.items()}
         model = MAGCModel(self.config, ae.cpu(), lcms["medium"], den.cpu(), "medium")
         self.config["training"] = {
             "steps": self.steps, "batch": self.batch,
