@@ -601,13 +601,19 @@ def _output_window(head, transform, extent):
 
 
 def _check_model(given, identity, path):
-    """Refuse a model (given: its identity) other than the one that wrote the file."""
+    """Refuse a model (given: its identity) that cannot read the file's streams; warn when it reads them but draws
+    with other weights (another denoiser or decoder) than the model that wrote the file."""
     if given["weights_sha256"] != identity.get("weights_sha256"):
-        raise MAGCError(
-            f"{Path(path).name} was compressed with the model '{identity.get('preset')}' at rate "
-            f"'{identity.get('rate')}' (weights sha256 {identity.get('weights_sha256', '')[:12]}), but the model given "
-            f"is '{given.get('preset')}' at rate '{given.get('rate')}' (sha256 {given['weights_sha256'][:12]}): "
-            "decompress with the model folder and rate that compressed it.")
+        if not identity.get("stream_sha256") or identity["stream_sha256"] != given.get("stream_sha256"):
+            raise MAGCError(
+                f"{Path(path).name} was compressed with the model '{identity.get('preset')}' at rate "
+                f"'{identity.get('rate')}' (weights sha256 {identity.get('weights_sha256', '')[:12]}), but the model "
+                f"given is '{given.get('preset')}' at rate '{given.get('rate')}' (sha256 {given['weights_sha256'][:12]}): "
+                "decompress with the model folder and rate that compressed it.")
+        warnings.warn(f"{Path(path).name} was compressed with other weights (sha256 {identity['weights_sha256'][:12]}) "
+                      f"than these ({given['weights_sha256'][:12]}) of the same stream model: they read it alike, but "
+                      "this denoiser and decoder draw the image, so it differs in detail from a decode with the "
+                      "compressing weights.", stacklevel=3)
     theirs = identity.get("versions", {}).get("compressai")
     ours = given["versions"].get("compressai")
     if theirs and ours and theirs != ours:

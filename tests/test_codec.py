@@ -276,3 +276,20 @@ def test_sd21_scale_round_trip(tmp_path):
     assert payload == model.compress_tile(img, cls)
     out = loaded.decompress_tile(payload, cls, steps=2, seed=0)
     assert out.shape == img.shape
+
+
+def test_the_stream_checksum_covers_the_encoding_side_of_a_diffusers_vae_not_its_drawing_side(tmp_path):
+    from safetensors.torch import save_file
+    from magc_plugin.codec.folders import stream_sha256
+    keys = ("vae.encoder.conv.weight", "vae.quant_conv.weight", "vae.post_quant_conv.weight", "vae.decoder.conv.weight")
+    (tmp_path / "lcm.safetensors").write_bytes(b"lcm")
+
+    def checksum(nudged=None, scale=0.18215):
+        save_file({k: torch.ones(2) + (k == nudged) for k in keys}, tmp_path / "ae.safetensors")
+        return stream_sha256(tmp_path / "ae.safetensors", tmp_path / "lcm.safetensors", scale)
+
+    base = checksum()
+    assert checksum("vae.decoder.conv.weight") == checksum("vae.post_quant_conv.weight") == base
+    assert len({base, checksum("vae.encoder.conv.weight"), checksum("vae.quant_conv.weight"), checksum(scale=0.2)}) == 4
+    (tmp_path / "lcm.safetensors").write_bytes(b"another lcm")
+    assert checksum() != base

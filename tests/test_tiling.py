@@ -227,6 +227,36 @@ def test_wrong_model_weights_refused(tiny_model, tmp_path, tmp_path_factory):
     assert not (tmp_path / "out.tif").exists()
 
 
+def _refit_copy(src, dst, part):
+    """A copy of the model folder src whose autoencoder tensors under `part` (and, with the decoder, its denoiser)
+    are nudged: a decoder refit, or an encoder change."""
+    import shutil
+    import torch
+    from safetensors.torch import load_file, save_file
+    shutil.copytree(src, dst)
+    files = ["autoencoder.safetensors"] + (["denoiser.safetensors"] if part == "decoder." else [])
+    for name in files:
+        weights = load_file(dst / name)
+        save_file({k: v + 0.01 if name != files[0] or k.startswith(part) else v for k, v in weights.items()},
+                  dst / name)
+    return dst
+
+
+def test_weights_refit_behind_the_same_stream_decode_with_a_warning(tiny_model, tiny_model_dir, tmp_path):
+    src = write_tif(tmp_path / "in.tif", rgb(64, 64))
+    tiling.compress_raster(src, tmp_path / "a.magc", None, tiny_model, tile_size=64)
+    refit = _refit_copy(tiny_model_dir, tmp_path / "refit", "decoder.")
+    with pytest.warns(UserWarning, match="compressed with other weights .* differs in detail"):
+        tiling.decompress_raster(tmp_path / "a.magc", tmp_path / "refit.tif", None, str(refit), steps=1)
+    tiling.decompress_raster(tmp_path / "a.magc", tmp_path / "same.tif", None, tiny_model, steps=1)
+    with rasterio.open(tmp_path / "refit.tif") as a, rasterio.open(tmp_path / "same.tif") as b:
+        assert a.shape == b.shape and (a.read() != b.read()).any()
+    other_encoder = _refit_copy(tiny_model_dir, tmp_path / "encoder", "encoder.")
+    with pytest.raises(MAGCError, match="compressed with the model .*decompress with the model folder"):
+        tiling.decompress_raster(tmp_path / "a.magc", tmp_path / "out.tif", None, str(other_encoder))
+    assert not (tmp_path / "out.tif").exists()
+
+
 def test_unreadable_and_empty_inputs(tiny_model, tmp_path):
     (tmp_path / "empty.tif").write_bytes(b"")
     (tmp_path / "text.tif").write_text("not a raster")

@@ -23,7 +23,7 @@ from .autoencoder import DOWNSCALE, CompactAutoencoder, DiffusersAutoencoder
 from .classes import check_class_raster, to_one_hot
 from .denoiser import ConditionalDenoiser, SemanticAdapter
 from .errors import MAGCError
-from .folders import SHIPPED_MODELS, read_config, resolve_model_path, sha256_files  # noqa: F401 (re-exported)
+from .folders import SHIPPED_MODELS, read_config, resolve_model_path, sha256_files, stream_sha256  # noqa: F401 (re-exported)
 from .lcm import LatentCompressionModule
 from .sampler import SCHEDULE, sample
 from .tile_colour import MEAN_COLOUR, mean_colour, recentre, split_payload
@@ -151,6 +151,7 @@ class MAGCModel(torch.nn.Module):
         self.denoiser = denoiser
         self.rate = rate
         self.weights_sha256 = weights_sha256
+        self.stream_sha256 = ""  # see folders.stream_sha256
         self.device = torch.device("cpu")
 
     tile_multiple = TILE_MULTIPLE
@@ -175,6 +176,7 @@ class MAGCModel(torch.nn.Module):
         _load_weights(model.denoiser, files[1])
         model.lcm = load_lcm(path, config, rate)
         model.weights_sha256 = sha256_files(files)
+        model.stream_sha256 = stream_sha256(files[0], files[2], model.autoencoder.latent_scale)
         model.preset_name = config.get("name", path.name)
         return model.to_device(device).eval()
 
@@ -236,6 +238,7 @@ class MAGCModel(torch.nn.Module):
             "scale": self.config.get("scale"),
             "rate": self.rate,
             "weights_sha256": self.weights_sha256,
+            "stream_sha256": self.stream_sha256,
             "versions": {"magc": __version__, "torch": torch.__version__.split("+")[0],
                          "compressai": compressai.__version__, "diffusers": diffusers.__version__},
             "schedule": self.config.get("schedule", SCHEDULE),
