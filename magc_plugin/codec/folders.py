@@ -62,5 +62,6 @@ def stream_sha256(autoencoder_file, lcm_file, latent_scale):
         for key in sorted(weights.keys()):
             if not set(key.split(".")[:2]) & set(DRAWING_PARTS):
                 digest.update(key.encode())
-                digest.update(weights.get_tensor(key).tobytes())
+                tensor = weights.get_tensor(key)
+                digest.update(tensor.astype(tensor.dtype.newbyteorder("<")).tobytes())  # the same on any machine
     return digest.hexdigest()
