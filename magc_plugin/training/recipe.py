@@ -447,6 +447,8 @@ class Trainer:
             a = alphas[t].view(-1, 1, 1, 1)
             x_t = a.sqrt() * latent + (1 - a).sqrt() * noise
             target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(latent, noise, t)
+            # A perceptual term (LPIPS-VGG + DISTS of the decoded one-step x0 prediction, weight 0.2 or 1, 450 steps
+            # from the shipped denoiser) lost 0.4 / 1.0 dB of PSNR for no DISTS (bench low 0.2592 -> 0.2585 / 0.2618).
             loss = F.mse_loss(den(x_t, t, latent_tilde, one_hot), target)
             opt.zero_grad()
             loss.backward()
