@@ -234,11 +234,10 @@ def _refit_copy(src, dst, part):
     import torch
     from safetensors.torch import load_file, save_file
     shutil.copytree(src, dst)
-    files = ["autoencoder.safetensors"] + (["denoiser.safetensors"] if part == "decoder." else [])
-    for name in files:
+    nudged = {"autoencoder.safetensors": part, **({"denoiser.safetensors": ""} if part == "decoder." else {})}
+    for name, prefix in nudged.items():
         weights = load_file(dst / name)
-        save_file({k: v + 0.01 if name != files[0] or k.startswith(part) else v for k, v in weights.items()},
-                  dst / name)
+        save_file({k: v + 0.01 if k.startswith(prefix) else v for k, v in weights.items()}, dst / name)
     return dst
 
 
