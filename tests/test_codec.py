@@ -72,6 +72,34 @@ def test_decode_is_deterministic_for_a_seed(model):
     assert not np.array_equal(a, c)
 
 
+def test_sampler_starts_down_the_schedule_from_the_noised_stage1_latent(model):
+    from magc_plugin.codec.sampler import SeededNoise, sample, sampling_scheduler
+    img, cls = scene(128)
+    latent_tilde = model.decode_latent(model.compress_tile(img, cls), cls)
+    one_hot = model._one_hot(cls, img.shape[:2])
+    seen = []
+
+    def denoiser(x, t, *args):
+        seen.append((x.clone(), int(t)))
+        return model.denoiser(x, t, *args)
+
+    scheduler = sampling_scheduler(model.config["schedule"])
+    scheduler.set_timesteps(20)
+    noise = SeededNoise(5)(0, tuple(latent_tilde.shape))
+    sample(denoiser, latent_tilde, one_hot, steps=20, noise=5, schedule=model.config["schedule"], start=0.65)
+    assert [t for _, t in seen] == scheduler.timesteps[7:].tolist()
+    assert torch.allclose(seen[0][0], scheduler.add_noise(latent_tilde, noise, scheduler.timesteps[7:8]))
+    seen.clear()
+    sample(denoiser, latent_tilde, one_hot, steps=20, noise=5, schedule=model.config["schedule"])
+    assert len(seen) == 20 and torch.equal(seen[0][0], noise * scheduler.init_noise_sigma)
+    # A model runs its folder's start; folders without one (before 0.2.3) sample from pure noise.
+    calls = []
+    model.sample(latent_tilde, cls, steps=20, callback=lambda i, n: calls.append(n))
+    assert len(calls) == 13 and model.sampling_start == 0.65
+    older = MAGCModel({k: v for k, v in model.config.items() if k != "sampling"}, None, None, None, "medium")
+    assert older.sampling_start == 1.0
+
+
 def test_stream_decodes_identically_in_another_process(model, tmp_path):
     """Encode here, decode in a fresh interpreter with other thread settings: same bytes, same image."""
     folder = tmp_path / "model"

@@ -144,7 +144,7 @@ def test_decoder_stage_fits_the_decoder_not_the_encoder(tmp_path, cache, crops, 
     assert not torch.equal(weights(ae.decoder), decoder)
     state = torch.load(tmp_path / "work" / "decoder.pt", weights_only=False)
     assert state["done"] and state["step"] == 2
-    assert state["basis"] == {"denoiser_steps": 1, "lcm_targets": {"low": RATES["low"]}}
+    assert state["basis"] == {"denoiser_steps": 1, "lcm_targets": {"low": RATES["low"]}, "sampling_start": 0.65}
     bank = torch.load(tmp_path / "work" / "decoder-bank.pt", weights_only=False)
     assert bank["latents"].shape == (recipe.DECODER_BANK, TINY["latent_channels"], 16, 16)
     assert bank["crops"].shape == (recipe.DECODER_BANK, 3, 128, 128)
@@ -180,6 +180,23 @@ def test_decoder_stage_fits_afresh_after_its_loss_changed(tmp_path, cache, crops
     assert torch.load(tmp_path / "work" / "decoder.pt", weights_only=False)["loss"]["grid"] == 0.0
 
 
+@needs_weights
+def test_decoder_stage_fits_afresh_for_samples_from_another_sampling_start(tmp_path, cache, crops, small_bank):
+    t = trainer(tmp_path, 1)
+    t._images = crops
+    lcms = {"low": t.stage_lcm(cache, "low")}
+    den = t.stage_denoiser(cache, lcms)
+    t.config["sampling"] = {"start": 1.0}
+    t.stage_decoder(cache, MAGCModel.from_config(t.config).autoencoder, lcms, den)
+    from_noise = torch.load(tmp_path / "work" / "decoder-bank.pt", weights_only=False)["latents"]
+    t.config["sampling"] = {"start": 0.5}
+    t.stage_decoder(cache, MAGCModel.from_config(t.config).autoencoder, lcms, den)
+    assert "fitting it afresh" in (tmp_path / "work" / "train.log").read_text()
+    assert torch.load(tmp_path / "work" / "decoder.pt", weights_only=False)["basis"]["sampling_start"] == 0.5
+    bank = torch.load(tmp_path / "work" / "decoder-bank.pt", weights_only=False)
+    assert bank["basis"]["sampling_start"] == 0.5 and not torch.equal(bank["latents"], from_noise)
+
+
 def test_local_std_measures_the_contrast_of_each_cell():
     flat = torch.full((1, 3, 32, 32), 0.5)
     checker = (torch.arange(32)[:, None] + torch.arange(32)[None, :]) % 2
@@ -211,6 +228,17 @@ def test_training_goes_on_from_a_model_folder(tmp_path, cache, crops, model_fold
     t.seed_from(model_folder)  # a checkpoint of the work folder is never replaced
     assert torch.load(tmp_path / "work" / "lcm-low.pt", weights_only=False)["step"] == 3
     assert "lcm-low: the work folder has a checkpoint, kept" in (tmp_path / "work" / "train.log").read_text()
+
+
+def test_a_folder_from_before_the_sampling_start_counts_its_decoder_as_fitted_to_samples_from_noise(tmp_path,
+                                                                                                   model_folder):
+    older = tmp_path / "older"
+    shutil.copytree(model_folder, older)
+    config = json.loads((older / "config.json").read_text())
+    assert config["training"].pop("decoder_sampling_start") == 0.65
+    (older / "config.json").write_text(json.dumps(config))
+    trainer(tmp_path, 1).seed_from(older)
+    assert torch.load(tmp_path / "work" / "decoder.pt", weights_only=False)["basis"]["sampling_start"] == 1.0
 
 
 def test_a_model_seeded_with_more_steps_than_asked_records_the_steps_it_had(tmp_path, cache, model_folder):

@@ -82,6 +82,11 @@ def compact_config(name="compact", latent_channels=32, ae_width=64, N=64, M=64, 
         # A small denoiser trained briefly predicts velocity: near pure noise that means predicting the
         # image, which epsilon prediction gets badly wrong there (washed-out or wrong colours).
         "schedule": dict(SCHEDULE, prediction_type="v_prediction"), "rates": rates, "default_rate": next(iter(rates)),
+        # Starting 35 % down the schedule from the noised stage-1 latent drew closer images than pure noise
+        # (bench, 16 samples x 4 seeds: DISTS -0.0004 to -0.0009, LPIPS-Alex -0.002, PSNR +0.05 to +0.15 dB at
+        # every preset) with 13 denoiser evaluations of 20. Held-out low DISTS: 0.2503 from noise,
+        # 0.2494 / 0.2484 / 0.2496 starting 20 / 35 / 50 % down.
+        "sampling": {"start": 0.65},
         "tile_multiple": TILE_MULTIPLE,
     }
 
@@ -109,6 +114,11 @@ def sd21_config(sd_folder, name="sd21", N=128, M=64, map_channels=192, num_slice
         "schedule": dict(SCHEDULE), "rates": rates, "default_rate": next(iter(rates)),
         "tile_multiple": TILE_MULTIPLE,
     }
+
+
+def sampling_start(config):
+    """The fraction of the schedule a model's sampler runs (1.0: from pure noise, as the paper and older folders)."""
+    return float(config.get("sampling", {}).get("start", 1.0))
 
 
 def empty_prompt_context(sd_folder, shape):
@@ -155,6 +165,10 @@ class MAGCModel(torch.nn.Module):
         self.device = torch.device("cpu")
 
     tile_multiple = TILE_MULTIPLE
+
+    @property
+    def sampling_start(self):
+        return sampling_start(self.config)
 
     # -- folders ------------------------------------------------------------------
     @classmethod
@@ -305,7 +319,7 @@ class MAGCModel(torch.nn.Module):
     def sample(self, latent_tilde, class_raster, steps=20, noise=0, callback=None):
         one_hot = self._one_hot(class_raster, (latent_tilde.shape[-2] * DOWNSCALE, latent_tilde.shape[-1] * DOWNSCALE))
         return sample(self.denoiser, latent_tilde.to(self.device), one_hot, steps=steps, noise=noise,
-                      callback=callback, schedule=self.config.get("schedule"))
+                      callback=callback, schedule=self.config.get("schedule"), start=self.sampling_start)
 
     @torch.no_grad()
     def latent_to_image(self, latent):

@@ -1,9 +1,11 @@
 """Seeded, respaced ancestral sampling of the conditional denoiser.
 
-DDIM with eta = 1 is the respaced ancestral DDPM sampler of the paper (start from
-pure noise, no classifier-free guidance). The noise is supplied by a *noise source*
-so that the tiling engine can make it depend on position in the raster (seamless
-tiles); the default source is a seeded CPU generator, identical on every machine.
+DDIM with eta = 1 is the respaced ancestral DDPM sampler of the paper (no classifier-free
+guidance). The paper starts from pure noise (``start`` 1.0); a model may instead start part of
+the way down the schedule, from its stage-1 latent noised to that point, and run only that part.
+The noise is supplied by a *noise source* so that the tiling engine can make it depend on
+position in the raster (seamless tiles); the default source is a seeded CPU generator,
+identical on every machine.
 """
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
@@ -35,21 +37,26 @@ class Cancelled(Exception):
 
 
 @torch.no_grad()
-def sample(denoiser, latent_tilde, one_hot, steps=20, noise=0, eta=1.0, callback=None, schedule=None):
-    """Run `steps` respaced steps; returns z_hat with latent_tilde's shape.
+def sample(denoiser, latent_tilde, one_hot, steps=20, noise=0, eta=1.0, callback=None, schedule=None, start=1.0):
+    """Run the last round(steps * start) of `steps` respaced steps; returns z_hat with latent_tilde's shape.
 
     noise: an int seed or a callable (k, shape) -> CPU tensor.
-    callback(step_index, steps) is called after every step; it may raise to cancel.
+    start: 1.0 starts from pure noise; below it, from latent_tilde noised to the first step run.
+    callback(step_index, steps_run) is called after every step; it may raise to cancel.
     """
     source = SeededNoise(noise) if isinstance(noise, int) else noise
     scheduler = sampling_scheduler(schedule)
-    scheduler.set_timesteps(int(steps))
+    steps = int(steps)
+    scheduler.set_timesteps(steps)
     device, dtype = latent_tilde.device, latent_tilde.dtype
     shape = tuple(latent_tilde.shape)
-    x = source(0, shape).to(device, dtype) * scheduler.init_noise_sigma
-    for i, t in enumerate(scheduler.timesteps):
+    skipped = min(int(round(steps * (1.0 - float(start)))), steps - 1)
+    timesteps = scheduler.timesteps[skipped:]
+    x = source(0, shape).to(device, dtype)
+    x = scheduler.add_noise(latent_tilde, x, timesteps[:1]) if skipped else x * scheduler.init_noise_sigma
+    for i, t in enumerate(timesteps):
         eps = denoiser(x, t, latent_tilde, one_hot)
         x = scheduler.step(eps, t, x, eta=eta, variance_noise=source(i + 1, shape).to(device, dtype)).prev_sample
         if callback is not None:
-            callback(i, len(scheduler.timesteps))
+            callback(i, len(timesteps))
     return x

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from ..codec.classes import to_one_hot
 from ..codec.lcm import LatentCompressionModule
-from ..codec.model import MAGCModel, compact_config, load_lcm
+from ..codec.model import MAGCModel, compact_config, load_lcm, sampling_start
 from ..codec.sampler import sample, training_scheduler
 from . import data
 
@@ -64,7 +64,8 @@ GPU_STEPS = {"ae": 4000, "lcm": 20000, "denoiser": 60000, "decoder": 6000}
 AE_CROP, AE_BATCH = 64, 4
 SHARED_WEIGHTS = data.REPO.parent / "shared" / "weights"
 # The decoder stage's training pairs: sampled latents of 128-pixel crops (at 10 steps, which decode
-# like the default 20 at half the cost) and the crops; a fixed bank, re-drawn when its basis changes.
+# like the default 20 at half the cost) and the crops; a fixed bank, re-drawn when its basis changes. The sampler
+# starts where the model's does (compact_config's sampling start).
 DECODER_BANK, DECODER_BANK_STEPS, DECODER_BATCH = 1200, 10, 8
 # L1 alone, where the latents leave detail uncertain, flattens it: fitted with L1 + LPIPS, the decoder drew
 # lower-contrast roofs that the segmentation net no longer saw as buildings. Matching each 16-pixel
@@ -91,9 +92,10 @@ def _decoder_loss_terms():
     return {"contrast": [CONTRAST_WEIGHT, CONTRAST_CELL], "grid": GRID_WEIGHT, "dists": DISTS_WEIGHT}
 
 
-def _decoder_basis(denoiser_steps, rates):
-    """What the decoder stage's bank is drawn from: a change in either makes its checkpoint stale."""
-    return {"denoiser_steps": denoiser_steps, "lcm_targets": {rate: RATES[rate] for rate in rates}}
+def _decoder_basis(denoiser_steps, rates, start):
+    """What the decoder stage's bank is drawn from: a change in any makes its checkpoint stale."""
+    return {"denoiser_steps": denoiser_steps, "lcm_targets": {rate: RATES[rate] for rate in rates},
+            "sampling_start": start}
 
 
 def _local_std(images):
@@ -217,8 +219,10 @@ class Trainer:
         checkpoints["denoiser"] = dict(ema=model.denoiser.state_dict(), lcm_targets=dict(RATES),
                                        **record("denoiser", "denoiser"))
         if "decoder" in steps:
+            # folders before 0.2.3 record no start: their decoders were fitted to samples drawn from pure noise
+            basis = _decoder_basis(steps["denoiser"], RATES, trained.get("decoder_sampling_start", 1.0))
             checkpoints["decoder"] = dict(model=model.autoencoder.decoder.state_dict(), loss=_decoder_loss_terms(),
-                                          basis=_decoder_basis(steps["denoiser"], RATES), **record("decoder", "decoder"))
+                                          basis=basis, **record("decoder", "decoder"))
         for name, checkpoint in checkpoints.items():
             if self._ckpt(name).exists():
                 self.log(f"{name}: the work folder has a checkpoint, kept (not replaced by {model_dir}'s)")
@@ -494,7 +498,7 @@ class Trainer:
             lat, one_hot = torch.stack(lat).to(self.device), torch.stack(one_hot).to(self.device)
             latent_tilde = lcms[rates[b % len(rates)]].to(self.device).eval()(lat, one_hot)["latent_hat"]
             z = sample(den, latent_tilde, one_hot, steps=DECODER_BANK_STEPS, noise=self.seed + b,
-                       schedule=self.config["schedule"])
+                       schedule=self.config["schedule"], start=basis["sampling_start"])
             latents.append(z.cpu().half())
             crops.append(torch.stack(px).permute(0, 3, 1, 2))
         bank = {"latents": torch.cat(latents), "crops": torch.cat(crops), "basis": basis}
@@ -507,7 +511,7 @@ class Trainer:
         """The denoiser's latents are not the encoder's: a decoder fitted to them with a perceptual loss draws
         sharper, truer texture from them than one fitted to the encoder's latents."""
         from ..evaluation.metrics import DISTS, LPIPS, grid_profile
-        basis = _decoder_basis((self._load("denoiser") or {}).get("step"), lcms)
+        basis = _decoder_basis((self._load("denoiser") or {}).get("step"), lcms, sampling_start(self.config))
         state = self._load("decoder")
         loss_terms = _decoder_loss_terms()
         if state and (state.get("basis"), state.get("loss")) != (basis, loss_terms):
@@ -568,6 +572,7 @@ class Trainer:
                                                     f"{torch.get_num_threads()} threads",
             "seconds": {k: round(v) for k, v in self.timings.items()},
             "extended": {k: v for k, v in self.extended.items() if v},
+            "decoder_sampling_start": sampling_start(self.config),
         }
         # float16 storage halves the shipped files (60 MB budget); inference still runs in float32
         model.save_pretrained(self.out, lcms=lcms, storage_dtype=torch.float16)

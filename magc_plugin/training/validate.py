@@ -57,7 +57,7 @@ def validate(model_dir, limit=48, steps=20, work=Path("runs/validate"), overhead
             t_enc += time.time() - t
             bpp = len(payload) * 8 / cls.size
             t = time.time()
-            decoded = model.decompress_tile(payload, cls, steps=steps, seed=0)
+            decoded = model.decompress_tile(payload, cls, steps=steps, seed=i)  # its own noise, as a raster's tiles
             t_dec += time.time() - t
             stage1 = model.decompress_tile(payload, cls, steps=0)
             row = {"name": name, "bpp": bpp, "estimate_bpp": model.estimate_bits(img, cls) / cls.size}
@@ -160,7 +160,7 @@ def model_card(config, results, n, steps, history=""):
            "losses (both on VGG16 features): LPIPS-Alex and FID are the independent checks."]
           if "decoder" in t.get("steps", {}) else []), "",
         *([history] if history else []),
-        f"## Validation on {n} held-out 256x256 tiles ({steps} diffusion steps, seed 0)", "",
+        f"## Validation on {n} held-out 256x256 tiles ({steps} diffusion steps, tile i decoded with seed i)", "",
         "| rate | real bpp | estimate bpp | real vs estimate | PSNR | MS-SSIM | LPIPS-Alex | DISTS | "
         "lattice | stage-1 PSNR | stage-1 LPIPS | JPEG 2000 bpp | JPEG 2000 PSNR | JPEG 2000 LPIPS | JPEG 2000 DISTS | "
         "encode s/tile | decode s/tile |",
