@@ -452,7 +452,8 @@ def run(args):
             "weights_sha256": identity["weights_sha256"][:16], "samples": len(samples),
             "dubai / oam samples": f"{sum(s[0].startswith('dubai') for s in samples)} / "
                                    f"{sum(s[0].startswith('oam') for s in samples)}",
-            "diffusion steps": args.steps, "decode seeds per sample (main MAGC rows)": args.seeds, "device / threads": f"{args.device} / {args.threads}",
+            "diffusion steps": args.steps, "decode seeds per sample (main MAGC rows)": args.seeds,
+            "device / threads": f"{args.device} / {args.threads}",
             "segmentation net": "yes" if segnet is not None else "absent (mIoU not measured)",
             "peak RSS (MiB)": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "wall time (s)": round(time.time() - t0), "warnings": evaluator.warnings}
