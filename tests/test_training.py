@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from magc_plugin.codec.classes import NUM_CLASSES
+from magc_plugin.codec.classes import BUILDING, NUM_CLASSES
 from magc_plugin.codec.model import MAGCModel, compact_config
 from magc_plugin.training import data, recipe
 from magc_plugin.training.recipe import RATES, Trainer
@@ -27,7 +27,7 @@ def latent_cache():
     rng = np.random.default_rng(0)
     return {"latents": torch.from_numpy(rng.standard_normal((3, TINY["latent_channels"], 32, 32))).half(),
             "classes": torch.from_numpy(rng.integers(0, NUM_CLASSES, (3, 256, 256)).astype(np.uint8)),
-            "latent_scale": 1.0}
+            "latent_scale": 1.0, "maps": data.MAPS_VERSION}
 
 
 @pytest.fixture
@@ -72,6 +72,33 @@ def test_the_lcm_stages_train_side_by_side_in_processes_of_their_own(tmp_path, c
         state = torch.load(tmp_path / "work" / f"lcm-{rate}.pt", weights_only=False)
         assert state["done"] and state["step"] == 2 and state["target"] == RATES[rate]
     assert f"in {len(RATES)} processes" in (tmp_path / "work" / "train.log").read_text()
+
+
+@pytest.mark.skipif(not data.have_data(), reason="needs the OpenAerialMap tiles of ../shared/data")
+def test_oam_tiles_get_their_osm_footprints_as_buildings():
+    """The OSM polygons carry no building tag (only osm_id): burnt as a buildings layer, they cover what the
+    dataset's own building masks cover."""
+    import rasterio
+    region = data.data_root() / "oam-osm-buildings" / "catanduanes_ph"
+    ious = []
+    for mask_path in sorted((region / "masks").glob("*-21.tif"))[:12]:
+        with rasterio.open(mask_path) as mask:
+            built = mask.read(1) > 0
+        burnt = data.oam_guidance(region, mask_path.stem) == BUILDING
+        if built.any():
+            ious.append((built & burnt).sum() / (built | burnt).sum())
+    assert len(ious) >= 6 and np.mean(ious) > 0.85, ious
+
+
+def test_a_cache_with_maps_made_otherwise_has_them_made_again(tmp_path, cache, crops):
+    t = trainer(tmp_path, 1)
+    t._images = [(img, np.zeros_like(cls)) for img, cls in crops]
+    stale = dict(cache, maps=data.MAPS_VERSION - 1)
+    torch.save(stale, tmp_path / "work" / "latents.pt")
+    refreshed = t.stage_cache(MAGCModel.from_config(t.config).autoencoder)
+    assert torch.equal(refreshed["latents"], cache["latents"]) and not refreshed["classes"].any()
+    assert torch.load(tmp_path / "work" / "latents.pt", weights_only=False)["maps"] == data.MAPS_VERSION
+    assert "guidance maps made again" in (tmp_path / "work" / "train.log").read_text()
 
 
 def test_lcm_stage_extends_a_finished_checkpoint(tmp_path, cache):
@@ -269,10 +296,26 @@ def test_training_refuses_to_go_on_from_a_model_it_did_not_train(tmp_path, model
     (untrained / "config.json").write_text(json.dumps(config))
     with pytest.raises(SystemExit, match="no training record"):
         trainer(tmp_path, 1).seed_from(untrained)
-    monkeypatch.setitem(RATES, "low", RATES["low"] * 2)
+    monkeypatch.setitem(RATES, "lowest", RATES["low"] / 2)
     with pytest.raises(SystemExit, match="other rate presets"):
         trainer(tmp_path, 1).seed_from(model_folder)
     assert not (tmp_path / "work" / "lcm-low.pt").exists()
+
+
+def test_a_preset_aimed_elsewhere_trains_its_lcm_afresh(tmp_path, cache, model_folder, monkeypatch):
+    """Going on from a folder whose low preset had another target: its low LCM is trained again from the start,
+    the other LCMs are reused, and the denoiser's log says that it was trained on the old module's outputs."""
+    old_target = RATES["low"]
+    monkeypatch.setitem(RATES, "low", old_target * 1.5)
+    t = trainer(tmp_path, 2)
+    t.seed_from(model_folder)
+    lcms = {rate: t.stage_lcm(cache, rate) for rate in RATES}
+    state = torch.load(tmp_path / "work" / "lcm-low.pt", weights_only=False)
+    assert state["target"] == RATES["low"] and state["extended"] == []
+    t.stage_denoiser(cache, lcms)
+    log = (tmp_path / "work" / "train.log").read_text()
+    assert f"its checkpoint was trained for {old_target} bpp, the target is now {RATES['low']}" in log
+    assert "lcm-medium: its checkpoint" not in log and "extend it (more denoiser steps)" in log
 
 
 def test_model_card_keeps_its_history_section():

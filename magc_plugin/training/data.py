@@ -21,6 +21,9 @@ from ..codec.classes import BUILDING, NOT_MAPPED, OTHER_LAND, ROAD, VEGETATION, 
 from ..guidance import rasterize_features, read_vector_features
 
 REPO = Path(__file__).resolve().parents[2]
+# How the class maps are made; a latent cache holding maps of another version has them made again.
+# 2: OAM tiles' footprints burnt as buildings (version 1 burnt none: they carry no building tag).
+MAPS_VERSION = 2
 SPLITS = {
     "train": {"dubai": ["tile_1", "tile_2", "tile_3", "tile_4", "tile_6"], "oam": ["zanzibar_tz"]},
     "heldout": {"dubai": ["tile_7", "tile_8"], "oam": ["catanduanes_ph"]},
@@ -74,7 +77,8 @@ def oam_guidance(region_dir, stem):
     with rasterio.open(region_dir / "masks" / f"{stem}.tif") as grid:
         transform, width, height, crs = grid.transform, grid.width, grid.height, grid.crs
     vectors = region_dir / "labels_per_tile" / f"{stem}.geojson"
-    features = list(read_vector_features(vectors, crs)) if vectors.is_file() else []
+    # the file holds building footprints tagged with their osm_id only: a buildings layer, as a user would give it
+    features = list(read_vector_features(vectors, crs, fixed_class=BUILDING)) if vectors.is_file() else []
     return rasterize_features(features, transform, width, height, crs.is_geographic)
 
 

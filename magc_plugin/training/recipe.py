@@ -92,10 +92,9 @@ def _decoder_loss_terms():
     return {"contrast": [CONTRAST_WEIGHT, CONTRAST_CELL], "grid": GRID_WEIGHT, "dists": DISTS_WEIGHT}
 
 
-def _decoder_basis(denoiser_steps, rates, start):
+def _decoder_basis(denoiser_steps, lcm_targets, start):
     """What the decoder stage's bank is drawn from: a change in any makes its checkpoint stale."""
-    return {"denoiser_steps": denoiser_steps, "lcm_targets": {rate: RATES[rate] for rate in rates},
-            "sampling_start": start}
+    return {"denoiser_steps": denoiser_steps, "lcm_targets": dict(lcm_targets), "sampling_start": start}
 
 
 def _local_std(images):
@@ -205,22 +204,25 @@ class Trainer:
         if config.get("scale") != "compact" or not all(stage in steps for stage in ("ae", "lcm", "denoiser")):
             raise SystemExit(f"{model_dir} is not a compact model trained by this recipe (its config.json has no "
                              f"training record): train afresh.")
-        if set(config["rates"]) != set(RATES) or any(config["rates"][r].get("target_bpp") != RATES[r] for r in RATES):
-            raise SystemExit(f"{model_dir} was trained for other rate presets than this recipe's {RATES}: train afresh.")
+        if set(config["rates"]) != set(RATES):
+            raise SystemExit(f"{model_dir} has other rate presets than this recipe's {', '.join(RATES)}: train afresh.")
 
         def record(name, stage):
             return dict(step=steps[stage], done=True, seconds=seconds.get(name, 0.0), extended=extended.get(name, []))
 
         checkpoints = {"ae": dict(model=model.autoencoder.state_dict(), latent_scale=model.autoencoder.latent_scale,
                                   **record("ae", "ae"))}
+        # a module aimed at another target than this recipe's is trained afresh (stage_lcm), and the stages after it
+        # see that their LCMs changed
+        targets = {rate: config["rates"][rate]["target_bpp"] for rate in RATES}
         for rate in RATES:
-            checkpoints[f"lcm-{rate}"] = dict(model=load_lcm(model_dir, config, rate).state_dict(), target=RATES[rate],
+            checkpoints[f"lcm-{rate}"] = dict(model=load_lcm(model_dir, config, rate).state_dict(), target=targets[rate],
                                               **{"lambda": config["rates"][rate]["lambda"]}, **record(f"lcm-{rate}", "lcm"))
-        checkpoints["denoiser"] = dict(ema=model.denoiser.state_dict(), lcm_targets=dict(RATES),
+        checkpoints["denoiser"] = dict(ema=model.denoiser.state_dict(), lcm_targets=targets,
                                        **record("denoiser", "denoiser"))
         if "decoder" in steps:
             # folders before 0.2.3 record no start: their decoders were fitted to samples drawn from pure noise
-            basis = _decoder_basis(steps["denoiser"], RATES, trained.get("decoder_sampling_start", 1.0))
+            basis = _decoder_basis(steps["denoiser"], targets, trained.get("decoder_sampling_start", 1.0))
             checkpoints["decoder"] = dict(model=model.autoencoder.decoder.state_dict(), loss=_decoder_loss_terms(),
                                           basis=basis, **record("decoder", "decoder"))
         for name, checkpoint in checkpoints.items():
@@ -292,6 +294,12 @@ class Trainer:
             cache = torch.load(path, weights_only=False)
             ae.config["latent_scale"] = cache["latent_scale"]
             self.timings["cache"] = cache.get("seconds", 0.0)
+            if cache.get("maps") != data.MAPS_VERSION:
+                # the latents stand; only the guidance maps beside them were made otherwise
+                cache["classes"] = torch.stack([torch.from_numpy(cls) for _, cls in self.train_images()])
+                cache["maps"] = data.MAPS_VERSION
+                torch.save(cache, path)
+                self.log(f"cache: guidance maps made again (version {data.MAPS_VERSION}), latents kept")
             return cache
         ae.to(self.device).eval()
         # a model continued from (seed_from) keeps its scale: its LCMs and denoiser were trained at it
@@ -307,7 +315,7 @@ class Trainer:
         scale = fixed_scale or float(1.0 / latents.float().std())
         self.timings["cache"] = time.time() - t0
         cache = {"latents": latents * scale, "classes": torch.stack(classes), "latent_scale": scale,
-                 "seconds": self.timings["cache"]}
+                 "seconds": self.timings["cache"], "maps": data.MAPS_VERSION}
         ae.config["latent_scale"] = scale
         torch.save(cache, path)
         self.log(f"cached {len(latents)} latents, latent scale {scale:.4f}")
@@ -511,7 +519,8 @@ class Trainer:
         """The denoiser's latents are not the encoder's: a decoder fitted to them with a perceptual loss draws
         sharper, truer texture from them than one fitted to the encoder's latents."""
         from ..evaluation.metrics import DISTS, LPIPS, grid_profile
-        basis = _decoder_basis((self._load("denoiser") or {}).get("step"), lcms, sampling_start(self.config))
+        basis = _decoder_basis((self._load("denoiser") or {}).get("step"), {rate: RATES[rate] for rate in lcms},
+                               sampling_start(self.config))
         state = self._load("decoder")
         loss_terms = _decoder_loss_terms()
         if state and (state.get("basis"), state.get("loss")) != (basis, loss_terms):
