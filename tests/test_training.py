@@ -171,7 +171,8 @@ def test_decoder_stage_fits_the_decoder_not_the_encoder(tmp_path, cache, crops, 
     assert not torch.equal(weights(ae.decoder), decoder)
     state = torch.load(tmp_path / "work" / "decoder.pt", weights_only=False)
     assert state["done"] and state["step"] == 2
-    assert state["basis"] == {"denoiser_steps": 1, "lcm_targets": {"low": RATES["low"]}, "sampling_start": 0.65}
+    assert state["basis"] == {"denoiser_steps": 1, "lcm_targets": {"low": RATES["low"]}, "sampling_start": 0.65,
+                              "maps": data.MAPS_VERSION}
     bank = torch.load(tmp_path / "work" / "decoder-bank.pt", weights_only=False)
     assert bank["latents"].shape == (recipe.DECODER_BANK, TINY["latent_channels"], 16, 16)
     assert bank["crops"].shape == (recipe.DECODER_BANK, 3, 128, 128)
@@ -266,6 +267,17 @@ def test_a_folder_from_before_the_sampling_start_counts_its_decoder_as_fitted_to
     (older / "config.json").write_text(json.dumps(config))
     trainer(tmp_path, 1).seed_from(older)
     assert torch.load(tmp_path / "work" / "decoder.pt", weights_only=False)["basis"]["sampling_start"] == 1.0
+
+
+def test_a_folder_from_before_the_maps_version_counts_its_decoder_as_fitted_on_version_1_maps(tmp_path, model_folder):
+    """Its decoder saw the empty OAM maps: the decoder stage, whose crops now have version-2 maps, refits it."""
+    older = tmp_path / "older"
+    shutil.copytree(model_folder, older)
+    config = json.loads((older / "config.json").read_text())
+    assert config["training"].pop("decoder_maps") == data.MAPS_VERSION
+    (older / "config.json").write_text(json.dumps(config))
+    trainer(tmp_path, 1).seed_from(older)
+    assert torch.load(tmp_path / "work" / "decoder.pt", weights_only=False)["basis"]["maps"] == 1
 
 
 def test_a_model_seeded_with_more_steps_than_asked_records_the_steps_it_had(tmp_path, cache, model_folder):

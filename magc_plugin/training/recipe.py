@@ -92,9 +92,15 @@ def _decoder_loss_terms():
     return {"contrast": [CONTRAST_WEIGHT, CONTRAST_CELL], "grid": GRID_WEIGHT, "dists": DISTS_WEIGHT}
 
 
-def _decoder_basis(denoiser_steps, lcm_targets, start):
-    """What the decoder stage's bank is drawn from: a change in any makes its checkpoint stale."""
-    return {"denoiser_steps": denoiser_steps, "lcm_targets": dict(lcm_targets), "sampling_start": start}
+def _lcm_targets(rates):
+    """The target bpp of this recipe's LCM for each of `rates`: what the stages after them were trained on."""
+    return {rate: RATES[rate] for rate in rates}
+
+
+def _decoder_basis(denoiser_steps, lcm_targets, start, maps):
+    """What the decoder stage's bank is drawn from (maps: data.MAPS_VERSION of the crops' guidance maps): a change
+    in any makes its checkpoint stale."""
+    return {"denoiser_steps": denoiser_steps, "lcm_targets": dict(lcm_targets), "sampling_start": start, "maps": maps}
 
 
 def _local_std(images):
@@ -221,8 +227,10 @@ class Trainer:
         checkpoints["denoiser"] = dict(ema=model.denoiser.state_dict(), lcm_targets=targets,
                                        **record("denoiser", "denoiser"))
         if "decoder" in steps:
-            # folders before 0.2.3 record no start: their decoders were fitted to samples drawn from pure noise
-            basis = _decoder_basis(steps["denoiser"], targets, trained.get("decoder_sampling_start", 1.0))
+            # folders before 0.2.3 record no start: their decoders were fitted to samples drawn from pure noise;
+            # folders before 0.2.4 record no maps version: theirs were fitted on version 1 (empty OAM maps)
+            basis = _decoder_basis(steps["denoiser"], targets, trained.get("decoder_sampling_start", 1.0),
+                                   trained.get("decoder_maps", 1))
             checkpoints["decoder"] = dict(model=model.autoencoder.decoder.state_dict(), loss=_decoder_loss_terms(),
                                           basis=basis, **record("decoder", "decoder"))
         for name, checkpoint in checkpoints.items():
@@ -418,7 +426,7 @@ class Trainer:
         model = MAGCModel.from_config(self.config)
         den = model.denoiser
         state = self._load("denoiser")
-        lcm_targets = {rate: RATES[rate] for rate in lcms}
+        lcm_targets = _lcm_targets(lcms)
         if state and state.get("lcm_targets", lcm_targets) != lcm_targets:
             # it learnt to refine other modules' latents: more denoiser steps adapt it to the new ones
             self.log(f"denoiser: its checkpoint was trained on LCMs for {state['lcm_targets']} bpp, the LCMs now target "
@@ -519,8 +527,8 @@ class Trainer:
         """The denoiser's latents are not the encoder's: a decoder fitted to them with a perceptual loss draws
         sharper, truer texture from them than one fitted to the encoder's latents."""
         from ..evaluation.metrics import DISTS, LPIPS, grid_profile
-        basis = _decoder_basis((self._load("denoiser") or {}).get("step"), {rate: RATES[rate] for rate in lcms},
-                               sampling_start(self.config))
+        basis = _decoder_basis((self._load("denoiser") or {}).get("step"), _lcm_targets(lcms),
+                               sampling_start(self.config), cache["maps"])
         state = self._load("decoder")
         loss_terms = _decoder_loss_terms()
         if state and (state.get("basis"), state.get("loss")) != (basis, loss_terms):
@@ -582,6 +590,7 @@ class Trainer:
             "seconds": {k: round(v) for k, v in self.timings.items()},
             "extended": {k: v for k, v in self.extended.items() if v},
             "decoder_sampling_start": sampling_start(self.config),
+            "decoder_maps": data.MAPS_VERSION,
         }
         # float16 storage halves the shipped files (60 MB budget); inference still runs in float32
         model.save_pretrained(self.out, lcms=lcms, storage_dtype=torch.float16)
