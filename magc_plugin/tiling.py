@@ -600,6 +600,16 @@ def _output_window(head, transform, extent):
     return x0, y0, x1, y1
 
 
+def _writer_hint(identity):
+    """Where to look for the compressing model when another plugin version wrote the file: a retrained shipped
+    preset reads other streams."""
+    from . import __version__
+    version = identity.get("versions", {}).get("magc")
+    if not version or version == __version__:
+        return ""
+    return f" (the file was written by MAGC {version}: with its shipped model, that version's models/compact folder)"
+
+
 def _check_model(given, identity, path):
     """Refuse a model (given: its identity) that cannot read the file's streams; warn when it reads them but draws
     with other weights (another denoiser or decoder) than the model that wrote the file."""
@@ -609,7 +619,7 @@ def _check_model(given, identity, path):
                 f"{Path(path).name} was compressed with the model '{identity.get('preset')}' at rate "
                 f"'{identity.get('rate')}' (weights sha256 {identity.get('weights_sha256', '')[:12]}), but the model "
                 f"given is '{given.get('preset')}' at rate '{given.get('rate')}' (sha256 {given['weights_sha256'][:12]}): "
-                "decompress with the model folder and rate that compressed it.")
+                f"decompress with the model folder and rate that compressed it{_writer_hint(identity)}.")
         warnings.warn(f"{Path(path).name} was compressed with other weights (sha256 {identity['weights_sha256'][:12]}) "
                       f"than these ({given['weights_sha256'][:12]}) of the same stream model: they read it alike, but "
                       "this denoiser and decoder draw the image, so it differs in detail from a decode with the "

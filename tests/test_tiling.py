@@ -10,6 +10,7 @@ from affine import Affine
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
+import magc_plugin
 from magc_plugin import container, tiling
 from magc_plugin.benchmarks.seams import seam_gradients
 from magc_plugin.codec.errors import MAGCError
@@ -213,7 +214,7 @@ def test_embedded_guidance_decodes_without_the_map(tiny_model, tmp_path):
         assert (a.read() == b.read()).all()
 
 
-def test_wrong_model_weights_refused(tiny_model, tmp_path, tmp_path_factory):
+def test_wrong_model_weights_refused(tiny_model, tmp_path, monkeypatch):
     import torch
     from magc_plugin.codec.model import MAGCModel
     torch.manual_seed(1)
@@ -222,9 +223,16 @@ def test_wrong_model_weights_refused(tiny_model, tmp_path, tmp_path_factory):
     other.save_pretrained(tmp_path / "other_model")
     src = write_tif(tmp_path / "in.tif", rgb(64, 64))
     tiling.compress_raster(src, tmp_path / "a.magc", None, tiny_model, tile_size=64)
-    with pytest.raises(MAGCError, match="compressed with the model .*decompress with the model folder"):
+    with pytest.raises(MAGCError, match="compressed with the model .*decompress with the model folder and rate that "
+                                        r"compressed it\.$"):
         tiling.decompress_raster(tmp_path / "a.magc", tmp_path / "out.tif", None, str(tmp_path / "other_model"))
     assert not (tmp_path / "out.tif").exists()
+    # a file from another plugin version: its shipped model may have been retrained since
+    monkeypatch.setattr(magc_plugin, "__version__", "0.1.0")
+    tiling.compress_raster(src, tmp_path / "old.magc", None, tiny_model, tile_size=64)
+    monkeypatch.undo()
+    with pytest.raises(MAGCError, match=r"rate that compressed it \(the file was written by MAGC 0\.1\.0: "):
+        tiling.decompress_raster(tmp_path / "old.magc", tmp_path / "out.tif", None, str(tmp_path / "other_model"))
 
 
 def _refit_copy(src, dst, part):
