@@ -55,6 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import __version__
 from .codec.classes import NOT_MAPPED, check_class_raster
 from .codec.errors import MAGCError
 from .codec.tile_colour import recentre, split_payload
@@ -603,7 +604,6 @@ def _output_window(head, transform, extent):
 def _writer_hint(identity):
     """Where to look for the compressing model when another plugin version wrote the file: a retrained shipped
     preset reads other streams."""
-    from . import __version__
     version = identity.get("versions", {}).get("magc")
     if not version or version == __version__:
         return ""
