@@ -147,6 +147,14 @@
         <translation>Échouer au lieu d'avertir quand la carte de guidage diffère de celle utilisée à la compression.</translation>
     </message>
     <message>
+        <source>Skip damaged tiles</source>
+        <translation>Ignorer les tuiles endommagées</translation>
+    </message>
+    <message>
+        <source>Decode what can be: the tiles that are damaged in the file become nodata, with a warning each, instead of the whole file being refused.</source>
+        <translation>Décoder ce qui peut l'être : les tuiles endommagées du fichier deviennent nodata, avec un avertissement pour chacune, au lieu du refus de tout le fichier.</translation>
+    </message>
+    <message>
         <source>Input folder</source>
         <translation>Dossier en entrée</translation>
     </message>
@@ -331,6 +339,14 @@
     <message>
         <source>Fail instead of warning when the guidance map differs from the one used to compress.</source>
         <translation>Échouer au lieu d'avertir quand la carte de guidage diffère de celle utilisée à la compression.</translation>
+    </message>
+    <message>
+        <source>Skip damaged tiles</source>
+        <translation>Ignorer les tuiles endommagées</translation>
+    </message>
+    <message>
+        <source>Decode what can be: the tiles that are damaged in the file become nodata, with a warning each, instead of the whole file being refused.</source>
+        <translation>Décoder ce qui peut l'être : les tuiles endommagées du fichier deviennent nodata, avec un avertissement pour chacune, au lieu du refus de tout le fichier.</translation>
     </message>
     <message>
         <source>The decoded GeoTIFF.</source>

@@ -9,12 +9,14 @@
 
 Vector files (any format fiona reads, any CRS) are classified feature by feature from
 OpenStreetMap tags (--vectors) or mapped to one class per file (--layer-class).
-Errors are one line on stderr with exit status 2. The batch commands run on a Dask cluster
-(a local one without --scheduler), print a JSON report, and exit with status 1 when some
-rasters failed (one line each on stderr) while the others were written.
+Errors are one line on stderr with exit status 2; Ctrl-C (130) and SIGTERM (143) remove the partial
+output. The batch commands run on a Dask cluster (a local one without --scheduler), print a JSON
+report, and exit with status 1 when some rasters failed (one line each on stderr) while the others
+were written.
 """
 import argparse
 import json
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -23,6 +25,7 @@ import numpy as np
 
 from .codec.classes import CLASS_COLOURS, CLASS_NAMES, NOT_MAPPED
 from .codec.errors import MAGCError
+from .termination import Terminated, sigterm_unwinds, terminating
 
 # Widest line buffer the rasterizer burns (a motorway, metres): features this far outside a tile still touch it.
 LINE_MARGIN_M = 15
@@ -152,7 +155,8 @@ def cmd_decompress(args):
     guidance = guidance_from_args(args)
     report = tiling.decompress_raster(args.input, args.output, guidance, args.model, steps=args.steps,
                                       seed=args.seed, extent=args.extent, strict_guidance=args.strict_guidance,
-                                      device=args.device, progress=progress_printer(args.quiet))
+                                      skip_damaged=args.skip_damaged, device=args.device,
+                                      progress=progress_printer(args.quiet))
     report_guidance(guidance)
     report["guidance_mismatch"] = [list(t) for t in report["guidance_mismatch"]]
     return report
@@ -165,7 +169,8 @@ def batch_run(args, batch, **options):
     resources = dict(parse_resource(r) for r in args.resources or [])
     with distributed.connect(args.scheduler, args.workers) as client:
         report = batch(args.inputs, args.output_folder, guidance, args.model, client, device=args.device,
-                       resources=resources or None, progress=progress_printer(args.quiet), **options)
+                       resources=resources or None, progress=progress_printer(args.quiet), cancel=terminating,
+                       **options)
     for entry in report["files"]:
         if "error" in entry:
             print(f"magc: error: {entry['input']}: {entry['error']}", file=sys.stderr)
@@ -189,7 +194,8 @@ def cmd_batch_compress(args):
 
 def cmd_batch_decompress(args):
     from .distributed import batch_decompress
-    return batch_run(args, batch_decompress, steps=args.steps, seed=args.seed, strict_guidance=args.strict_guidance)
+    return batch_run(args, batch_decompress, steps=args.steps, seed=args.seed, strict_guidance=args.strict_guidance,
+                     skip_damaged=args.skip_damaged)
 
 
 def cmd_rasterize(args):
@@ -257,6 +263,8 @@ def build_parser():
         p.add_argument("--steps", type=int, default=20)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--strict-guidance", action="store_true", help="fail if the map differs from the encoder's")
+        p.add_argument("--skip-damaged", action="store_true",
+                       help="decode what can be: damaged tiles become nodata (a warning each), the file is not refused")
 
     def batch_options(p, what):
         p.add_argument("inputs", nargs="+", metavar="INPUT", help=f"{what} files, or folders holding them")
@@ -328,7 +336,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     warnings.showwarning = _show_warning  # our warnings as one line; library chatter is dropped
     try:
-        result = args.run(args)
+        with sigterm_unwinds():
+            result = args.run(args)
     except MAGCError as exc:
         print(f"magc: error: {exc}", file=sys.stderr)
         return 2
@@ -342,6 +351,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("\nmagc: interrupted; nothing was written.", file=sys.stderr)
         return 130
+    except Terminated:
+        progress_line = "\n" if progress_printer(getattr(args, "quiet", True)) else ""
+        print(f"{progress_line}magc: terminated; nothing was written.", file=sys.stderr)
+        return 128 + signal.SIGTERM  # the shell's status for a process that SIGTERM ended
     if progress_printer(getattr(args, "quiet", True)):
         print(file=sys.stderr)
     print(json.dumps(result, indent=2, default=str))

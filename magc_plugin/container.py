@@ -1,35 +1,34 @@
-"""The ``.magc`` file: signature, version, typed CRC32 chunks, a tile index before the tiles.
+"""The ``.magc`` file (format 3): a compact binary header with the tile index, CRC-checked, then the tiles.
 
-Layout (every integer big-endian)::
+Layout (integers big-endian; varint = unsigned LEB128, at most 9 bytes; docs/CONTAINER.md gives every field
+and what a reader checks)::
 
     signature   8 bytes  89 4D 47 43 0D 0A 1A 0A   ("\\x89MGC\\r\\n\\x1a\\n", as PNG)
-    version     2 x u16  major, minor
-    chunks      u32 length | 4-byte type | payload | u32 CRC32(type + payload)
+    version     u8 major, u8 minor
+    fields      varint length, then the raster, its georeferencing and the model that coded it
+    index       per tile, row-major: varint (record length << 2 | nodata mask kind), u32 CRC-32 of the
+                record, 2-byte guidance fingerprint
+    CRC-32      u32 of every byte above
+    tiles       the tile records in index order; the file ends with the last one
 
-    HEAD  raster: size, bands, source dtype and stretch, tiling       (JSON)
-    GEOR  georeferencing: CRS (WKT2 + authority id), geotransform, nodata (JSON)
-    MODL  the model that coded it: model.identity()                     (JSON)
-    TIDX  tile index: u32 count, then per tile offset u64, length u32,
-          CRC32 u32 and a 16-byte guidance fingerprint
-    TILE  one chunk per tile, in index order (see TileRecord)
-    IEND  empty: the end
-
-The signature catches text-mode transfers (the high byte is stripped, CR LF and LF are
-rewritten, ^Z ends a DOS read). As in PNG, an upper-case first letter of a chunk type
-marks a critical chunk: a reader refuses a critical type it does not know, and skips
-an unknown ancillary (lower-case) one. The index sits before the tiles, as in a
+At 0.02 bpp a 512-px tile is about 650 bytes, so the container's own bytes are counted: about 50 for a raster
+whose CRS has an EPSG code and 8 per tile. The signature catches text-mode transfers (the high byte is
+stripped, CR LF and LF are rewritten, ^Z ends a DOS read). A new major version is unreadable by older readers;
+a minor one may only append fields that older readers skip. The index sits before the tiles, as in a
 Cloud-Optimized GeoTIFF, so one region is decoded by seeking to its tiles only.
 
-Every problem a reader meets is a :class:`MAGCError` that says what went wrong.
+Reader limits are the writer's: the writer checks its header by parsing it back with the reader's rules. Every
+problem a reader meets is a :class:`MAGCError` that names what is wrong in the file.
 """
 import hashlib
-import json
 import math
 import os
+import shutil
 import struct
 import tempfile
 import zlib
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -37,30 +36,39 @@ import numpy as np
 from .codec.errors import MAGCError
 
 SIGNATURE = b"\x89MGC\r\n\x1a\n"
-# A new major version is unreadable by older readers; a minor one only adds ancillary chunks.
-# 2.0: each tile's codec payload starts with the tile's mean colour (codec.tile_colour).
-VERSION = (2, 0)
-CHUNK_HEAD = struct.Struct(">I4s")
+# 2.0: each tile's codec payload starts with its mean colour. 3.0: the compact binary header.
+VERSION = (3, 0)
 CRC = struct.Struct(">I")
-INDEX_ENTRY = struct.Struct(">QII16s")
-MAX_JSON_CHUNK = 16 << 20
-MAX_SIDE = 1 << 31
-FINGERPRINT_SIZE = 16
+TILE_MULTIPLE = 64
+MAX_TILE_SIZE = 4096
+MAX_SIDE = 1 << 24
+MAX_FIELDS_BYTES = 1 << 20  # the WKT of the most complex CRS, compressed, is a few kB
+MAX_RATE_NAME = 32
+FINGERPRINT_SIZE = 2  # a different map differs on many tiles: 2 bytes each make a miss on all unlikely
+STREAM_HASH_BYTES, WEIGHTS_HASH_BYTES = 8, 4
+MIN_INDEX_ENTRY = 1 + CRC.size + FINGERPRINT_SIZE
 
-# Per-tile validity mask codes (TileRecord.mask_kind).
+# Per-tile validity mask codes (IndexEntry.mask_kind).
 MASK_ALL_VALID, MASK_ALL_NODATA, MASK_BITS = 0, 1, 2
 
-KNOWN_CHUNKS = (b"HEAD", b"GEOR", b"MODL", b"TIDX", b"TILE", b"IEND")
 DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+DEFAULT_BANDS = [1, 2, 3]
+DEFAULT_STRETCH = [[0.0, 255.0]] * 3
 
+# Header flags.
+FLAG_EMBEDDED, FLAG_BANDS, FLAG_STRETCH, FLAG_ROTATED, FLAG_NODATA = 1, 2, 4, 8, 16
+CRS_SHIFT, CRS_MASK = 5, 0b11
+CRS_NONE, CRS_EPSG, CRS_WKT = 0, 1, 2
+KNOWN_FLAGS = FLAG_EMBEDDED | FLAG_BANDS | FLAG_STRETCH | FLAG_ROTATED | FLAG_NODATA | (CRS_MASK << CRS_SHIFT)
 
-def is_critical(chunk_type):
-    """PNG's rule: an upper-case first letter means a reader must understand the chunk."""
-    return chunk_type[:1].isupper()
+# Numbers (transform, stretch): a tag byte, then either the leading bytes of the IEEE 754 double (tag = their
+# count, 0..8, trailing zero bytes dropped) or a decimal: tag 9 + exponent + 123, zigzag varint mantissa.
+DECIMAL_TAG, DECIMAL_EXP_BIAS = 9, 123
+MAX_VARINT_BYTES = 9
 
 
 def fingerprint(class_raster):
-    """A 16-byte hash of a tile's guidance class raster (shape and values)."""
+    """A short hash of a tile's guidance class raster (shape and values)."""
     arr = np.ascontiguousarray(class_raster, dtype=np.uint8)
     digest = hashlib.blake2b(digest_size=FINGERPRINT_SIZE)
     digest.update(struct.pack(">II", *arr.shape))
@@ -68,21 +76,272 @@ def fingerprint(class_raster):
     return digest.digest()
 
 
-def _chunk(chunk_type, payload):
-    return CHUNK_HEAD.pack(len(payload), chunk_type) + payload + CRC.pack(zlib.crc32(chunk_type + payload))
+def tile_grid(width, height, tile_size):
+    """(columns, rows) of the tile grid."""
+    return -(-width // tile_size), -(-height // tile_size)
 
 
-def _json_bytes(obj):
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("utf-8")
+class Invalid(ValueError):
+    """A field breaks the format's rules; the reader and the writer each say it in their own words."""
+
+
+def _need(cond, what):
+    if not cond:
+        raise Invalid(what)
+
+
+# -- encoding --------------------------------------------------------------------------------------
+def _varint(value):
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _zigzag(n):
+    return 2 * n if n >= 0 else -2 * n - 1
+
+
+def _number(x):
+    """The fewest bytes that give float `x` back bit for bit (0.3 -> 2 bytes, 2**-20 -> 3, any double -> 9)."""
+    raw = struct.pack(">d", x)
+    leading = raw.rstrip(b"\0")
+    best = bytes([len(leading)]) + leading
+    if math.isfinite(x):
+        sign, digits, exponent = Decimal(repr(x)).normalize().as_tuple()
+        mantissa = int("".join(map(str, digits))) * (-1 if sign else 1)
+        if abs(exponent) <= DECIMAL_EXP_BIAS and struct.pack(">d", float(f"{mantissa}e{exponent}")) == raw:
+            decimal = bytes([DECIMAL_TAG + DECIMAL_EXP_BIAS + exponent]) + _varint(_zigzag(mantissa))
+            best = min(best, decimal, key=len)
+    return best
+
+
+def _string(text, limit):
+    _need(text.isascii() and text.isprintable() and 0 < len(text) <= limit, f"the text {text!r} is too long or not "
+          f"printable ASCII (at most {limit} characters)")
+    return _varint(len(text)) + text.encode("ascii")
+
+
+def _version_bytes(version):
+    parts = [int(p) if p.isdigit() else 0 for p in str(version).split(".")[:3]]
+    return bytes(min(p, 255) for p in parts + [0] * (3 - len(parts)))
+
+
+def version_text(version):
+    """A plugin version as the file keeps it (three numbers up to 255: "0.3.0rc1" is "0.3.0")."""
+    return ".".join(str(v) for v in _version_bytes(version))
+
+
+def _crs_field(crs_wkt):
+    """(CRS kind, bytes): an EPSG code where it names this very CRS, else the WKT, compressed."""
+    if not crs_wkt:
+        return CRS_NONE, b""
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+    try:
+        crs = CRS.from_wkt(crs_wkt)
+    except CRSError as exc:
+        raise Invalid(f"its CRS does not parse ({exc})") from None
+    code = crs.to_epsg(confidence_threshold=100)
+    if code and CRS.from_epsg(code) == crs:
+        return CRS_EPSG, _varint(code)
+    wkt = zlib.compress(crs.to_wkt(version="WKT2_2019").encode("utf-8"), 9)
+    return CRS_WKT, _varint(len(wkt)) + wkt
+
+
+def _nodata_field(nodata, dtype):
+    """(band bit mask, values in the data type itself): a value the type cannot hold is refused."""
+    mask, values = 0, b""
+    big_endian = np.dtype(dtype).newbyteorder(">")
+    for i, value in enumerate(nodata):
+        if value is None:
+            continue
+        if np.issubdtype(big_endian, np.integer):
+            lo, hi = _dtype_range(dtype)
+            fits = math.isfinite(value) and value == int(value) and lo <= value <= hi
+        else:
+            with np.errstate(over="ignore"):
+                fits = math.isnan(value) or float(np.array(value).astype(big_endian)) == value
+        _need(fits, f"its nodata value {value} does not fit its data type {dtype}: set a nodata value the "
+              "type can hold (gdal_edit.py -a_nodata) and compress again")
+        mask |= 1 << i
+        values += np.array(value).astype(big_endian).tobytes()
+    return bytes([mask]) + values
+
+
+def encode_fields(head, georef, model):
+    """The header's fields (without their length) from the raster's head, georef and model identity dicts."""
+    transform = [float(v) for v in georef["transform"]]
+    rotated = transform[1] != 0 or transform[3] != 0
+    crs_kind, crs_bytes = _crs_field(georef.get("crs_wkt"))
+    nodata = [None if v is None else float(v) for v in georef["nodata"]]
+    flags = ((FLAG_EMBEDDED if head["embedded_guidance"] else 0) | (FLAG_BANDS if head["bands"] != DEFAULT_BANDS
+             else 0) | (FLAG_STRETCH if head["stretch"] != DEFAULT_STRETCH else 0)
+             | (FLAG_ROTATED if rotated else 0) | (FLAG_NODATA if any(v is not None for v in nodata) else 0)
+             | crs_kind << CRS_SHIFT)
+    _need(head["dtype"] in DTYPES, f"its data type {head['dtype']!r} is not one of {', '.join(DTYPES)}")
+    _need(isinstance(head["tile_size"], int) and head["tile_size"] % TILE_MULTIPLE == 0
+          and 0 < head["tile_size"] <= MAX_TILE_SIZE, f"tile size {head['tile_size']} is not a multiple of "
+          f"{TILE_MULTIPLE} up to {MAX_TILE_SIZE}")
+    cols, rows = tile_grid(head["width"], head["height"], head["tile_size"])
+    _need(head.get("tiles", [cols, rows]) == [cols, rows], "the tile grid does not match the raster size")
+    out = bytes([flags]) + _varint(head["width"]) + _varint(head["height"])
+    out += bytes([head["tile_size"] // TILE_MULTIPLE, DTYPES.index(head["dtype"])])
+    if flags & FLAG_BANDS:
+        out += b"".join(_varint(b) for b in head["bands"])
+    if flags & FLAG_STRETCH:
+        out += b"".join(_number(float(v)) for pair in head["stretch"] for v in pair)
+    out += crs_bytes
+    out += b"".join(_number(v) for v in (transform if rotated else transform[0:1] + transform[2:3] + transform[4:6]))
+    if flags & FLAG_NODATA:
+        out += _nodata_field(nodata, head["dtype"])
+    out += _string(model["rate"], MAX_RATE_NAME) + _version_bytes(model.get("versions", {}).get("magc", ""))
+    for key, size in (("stream_sha256", STREAM_HASH_BYTES), ("weights_sha256", WEIGHTS_HASH_BYTES)):
+        checksum = bytes.fromhex(model.get(key) or "")[:size]
+        _need(len(checksum) == size, f"the model has no {key} (load it from its folder)")
+        out += checksum
+    return out
+
+
+# -- decoding --------------------------------------------------------------------------------------
+class _Cursor:
+    """Reads fields from bytes, refusing to run past them."""
+
+    def __init__(self, data, what):
+        self.data, self.pos, self.what = data, 0, what
+
+    def raw(self, n):
+        _need(0 <= n <= len(self.data) - self.pos, f"{self.what} is cut short")
+        self.pos += n
+        return self.data[self.pos - n:self.pos]
+
+    def u8(self):
+        return self.raw(1)[0]
+
+    def varint(self, limit, what):
+        value = 0
+        for i in range(MAX_VARINT_BYTES):
+            byte = self.u8()
+            value |= (byte & 0x7F) << (7 * i)
+            if not byte & 0x80:
+                _need(value <= limit, f"{what} {value} is over its limit {limit}")
+                return value
+        raise Invalid(f"{what} is not a valid number")
+
+    def number(self, what):
+        tag = self.u8()
+        if tag < DECIMAL_TAG:
+            return struct.unpack(">d", self.raw(tag) + b"\0" * (8 - tag))[0]
+        zigzag = self.varint(1 << 63, what)
+        mantissa = zigzag >> 1 if not zigzag & 1 else -(zigzag >> 1) - 1
+        return float(f"{mantissa}e{tag - DECIMAL_TAG - DECIMAL_EXP_BIAS}")
+
+    def rest(self):
+        return len(self.data) - self.pos
+
+
+def _dtype_range(dtype):
+    dtype = np.dtype(dtype)
+    info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else np.finfo(dtype)
+    return float(info.min), float(info.max)
+
+
+def _parse_crs(cursor, kind):
+    if kind == CRS_NONE:
+        return None, None
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+    try:
+        if kind == CRS_EPSG:
+            code = cursor.varint(1 << 31, "the EPSG code")
+            return CRS.from_epsg(code).to_wkt(version="WKT2_2019"), f"EPSG:{code}"
+        _need(kind == CRS_WKT, "its CRS kind is unknown")
+        packed = cursor.raw(cursor.varint(cursor.rest(), "the CRS length"))
+        wkt = inflate_exactly(packed, None, "its CRS").decode("utf-8")
+        crs = CRS.from_wkt(wkt)
+    except (CRSError, UnicodeDecodeError) as exc:
+        raise Invalid(f"its CRS does not parse ({exc})") from None
+    code = crs.to_epsg(confidence_threshold=100)
+    return wkt, f"EPSG:{code}" if code else None
+
+
+def parse_fields(data, minor):
+    """(head, georef, model) from the header's fields; raises Invalid naming the first field that is wrong."""
+    c = _Cursor(data, "the header")
+    flags = c.u8()
+    _need(not flags & ~KNOWN_FLAGS, f"unknown header flags {flags:#04x}")
+    width, height = c.varint(MAX_SIDE, "the raster width"), c.varint(MAX_SIDE, "the raster height")
+    _need(width > 0 and height > 0, "the raster has no pixels")
+    tile_units, dtype_code = c.u8(), c.u8()
+    tile_size = tile_units * TILE_MULTIPLE
+    _need(0 < tile_size <= MAX_TILE_SIZE, f"tile size {tile_size} is not between {TILE_MULTIPLE} and "
+          f"{MAX_TILE_SIZE}")
+    _need(dtype_code < len(DTYPES), f"unknown data type code {dtype_code}")
+    dtype = DTYPES[dtype_code]
+    bands = [c.varint(1 << 16, "a band number") for _ in range(3)] if flags & FLAG_BANDS else list(DEFAULT_BANDS)
+    _need(all(b >= 1 for b in bands), "band number 0")
+    output_bands = list(dict.fromkeys(bands))
+    stretch = DEFAULT_STRETCH
+    if flags & FLAG_STRETCH:
+        lo_limit, hi_limit = _dtype_range(dtype)
+        stretch = [[c.number("a stretch value"), c.number("a stretch value")] for _ in range(3)]
+        _need(all(lo_limit <= lo < hi <= hi_limit and math.isfinite(hi - lo) for lo, hi in stretch),
+              f"its band stretch {stretch} is not an ordered range within {dtype}")
+    crs_wkt, crs_id = _parse_crs(c, (flags >> CRS_SHIFT) & CRS_MASK)
+    values = [c.number("a geotransform value") for _ in range(6 if flags & FLAG_ROTATED else 4)]
+    transform = values if flags & FLAG_ROTATED else [values[0], 0.0, values[1], 0.0, values[2], values[3]]
+    _need(all(map(math.isfinite, transform)) and math.isfinite(transform[0] * transform[4] - transform[1]
+          * transform[3]) and transform[0] * transform[4] - transform[1] * transform[3] != 0,
+          "its geotransform is degenerate")
+    nodata = [None] * len(output_bands)
+    if flags & FLAG_NODATA:
+        mask = c.u8()
+        _need(mask, "its nodata flag is set but no band has a nodata value")
+        _need(mask < 1 << len(output_bands), f"its nodata band mask {mask:#04x} names bands it does not have")
+        big_endian = np.dtype(dtype).newbyteorder(">")
+        for i in range(len(output_bands)):
+            if mask >> i & 1:
+                nodata[i] = float(np.frombuffer(c.raw(big_endian.itemsize), big_endian)[0])
+    rate = c.raw(c.varint(MAX_RATE_NAME, "the rate name's length"))
+    _need(rate.isascii() and rate.decode("ascii").isprintable() and rate, "the rate name is not printable text")
+    version = ".".join(str(v) for v in c.raw(3))
+    stream, weights = c.raw(STREAM_HASH_BYTES).hex(), c.raw(WEIGHTS_HASH_BYTES).hex()
+    _need(c.rest() == 0 or minor > VERSION[1], f"{c.rest()} bytes follow the header's last field")
+    cols, rows = tile_grid(width, height, tile_size)
+    head = {"width": width, "height": height, "bands": bands, "output_bands": output_bands, "dtype": dtype,
+            "stretch": stretch, "tile_size": tile_size, "tiles": [cols, rows],
+            "embedded_guidance": bool(flags & FLAG_EMBEDDED)}
+    georef = {"crs_wkt": crs_wkt, "crs_id": crs_id, "transform": transform, "nodata": nodata}
+    model = {"rate": rate.decode("ascii"), "stream_sha256": stream, "weights_sha256": weights,
+             "versions": {"magc": version}}
+    return head, georef, model
+
+
+def inflate_exactly(data, size, what):
+    """zlib-decompress `data` into exactly `size` bytes (None: up to MAX_FIELDS_BYTES), refusing anything else,
+    trailing bytes included, and never inflating past the limit."""
+    limit = MAX_FIELDS_BYTES if size is None else size
+    try:
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(data, limit + 1)
+        ok = (len(raw) == size or size is None and len(raw) <= limit) and inflater.eof \
+            and not inflater.unconsumed_tail and not inflater.unused_data
+    except zlib.error:
+        ok = False
+    _need(ok, f"{what} cannot be unpacked")
+    return raw
 
 
 # -- tile records ----------------------------------------------------------------------------------
 @dataclass
 class TileRecord:
-    """One tile's data. Payload of a TILE chunk::
+    """One tile's data. Its mask kind is in the index; the record's bytes are::
 
-        u32 tile number | u8 mask kind | u32 n | n mask bytes (zlib of packed bits, MASK_BITS only)
-        | u32 m | m guidance bytes (zlib of the uint8 class raster, empty if not embedded) | codec payload
+        [varint n | n mask bytes (zlib of packed bits)]          if the mask kind is MASK_BITS
+        [varint m | m guidance bytes (zlib of the uint8 map)]    if the file embeds its guidance
+        codec payload                                             the rest; empty for an all-nodata tile
     """
     number: int
     mask_kind: int = MASK_ALL_VALID
@@ -104,29 +363,25 @@ class TileRecord:
             guidance = zlib.compress(np.ascontiguousarray(class_raster, np.uint8).tobytes(), 9)
         return cls(number, kind, mask, guidance, payload)
 
-    def to_bytes(self):
-        return (struct.pack(">IBI", self.number, self.mask_kind, len(self.mask_bytes)) + self.mask_bytes
-                + struct.pack(">I", len(self.guidance_bytes)) + self.guidance_bytes + self.payload)
+    def to_bytes(self, embedded):
+        out = _varint(len(self.mask_bytes)) + self.mask_bytes if self.mask_kind == MASK_BITS else b""
+        if embedded:
+            out += _varint(len(self.guidance_bytes)) + self.guidance_bytes
+        return out + self.payload
 
     @classmethod
-    def from_bytes(cls, data, number):
-        where = f"tile {number}"
-        try:
-            n, kind, mask_len = struct.unpack_from(">IBI", data, 0)
-            pos = 9
-            mask = data[pos:pos + mask_len]
-            pos += mask_len
-            (guidance_len,) = struct.unpack_from(">I", data, pos)
-            pos += 4
-            guidance = data[pos:pos + guidance_len]
-            pos += guidance_len
-        except struct.error:
-            raise MAGCError(f"The .magc file is corrupt: {where} is cut short. Copy the file again.") from None
-        if pos > len(data) or n != number or kind not in (MASK_ALL_VALID, MASK_ALL_NODATA, MASK_BITS):
-            raise MAGCError(f"The .magc file is corrupt: {where} has an invalid record. Copy the file again.")
-        if (kind == MASK_BITS) != bool(mask_len):
-            raise MAGCError(f"The .magc file is corrupt: {where} has an inconsistent nodata mask.")
-        return cls(n, kind, bytes(mask), bytes(guidance), bytes(data[pos:]))
+    def from_bytes(cls, data, number, mask_kind, embedded):
+        """The record of tile `number`; raises Invalid where its structure is wrong."""
+        c = _Cursor(data, f"tile {number}")
+        mask = c.raw(c.varint(c.rest(), "its mask length")) if mask_kind == MASK_BITS else b""
+        _need(mask_kind != MASK_BITS or mask, f"tile {number} has an empty nodata mask")
+        guidance = c.raw(c.varint(c.rest(), "its guidance length")) if embedded else b""
+        _need(not embedded or guidance, f"tile {number} lacks its embedded guidance")
+        payload = c.raw(c.rest())
+        _need(bool(payload) == (mask_kind != MASK_ALL_NODATA),
+              f"tile {number} has a codec payload although none of its pixels is valid" if payload else
+              f"tile {number} has no codec payload although some of its pixels are valid")
+        return cls(number, mask_kind, bytes(mask), bytes(guidance), bytes(payload))
 
     def valid_mask(self, shape):
         """The boolean validity mask (H, W) of the tile."""
@@ -135,107 +390,35 @@ class TileRecord:
         if self.mask_kind == MASK_ALL_NODATA:
             return np.zeros(shape, bool)
         count = shape[0] * shape[1]
-        bits = _inflate(self.mask_bytes, (count + 7) // 8, f"the nodata mask of tile {self.number}")
-        return np.unpackbits(np.frombuffer(bits, np.uint8), count=count).astype(bool).reshape(shape)
+        what = f"the nodata mask of tile {self.number}"
+        bits = np.unpackbits(np.frombuffer(_unpack(self.mask_bytes, (count + 7) // 8, what), np.uint8))
+        valid = bits[:count].astype(bool)
+        # a writer packs a mixed mask with zero padding: anything else is damage the format can tell
+        if bits[count:].any() or valid.all() or not valid.any():
+            raise MAGCError(f"The .magc file is damaged: {what} is not a mixed mask. Copy the file again.")
+        return valid.reshape(shape)
 
     def class_raster(self, shape):
         """The embedded class raster (H, W), or None if the guidance was not embedded."""
         if not self.guidance_bytes:
             return None
-        raw = _inflate(self.guidance_bytes, shape[0] * shape[1], f"the embedded guidance of tile {self.number}")
+        raw = _unpack(self.guidance_bytes, shape[0] * shape[1], f"the embedded guidance of tile {self.number}")
         return np.frombuffer(raw, np.uint8).reshape(shape)
 
 
-def _inflate(data, size, what):
-    """zlib-decompress exactly `size` bytes, refusing anything else (and never inflating past it)."""
+def _unpack(data, size, what):
     try:
-        inflater = zlib.decompressobj()
-        raw = inflater.decompress(data, size + 1)
-        ok = len(raw) == size and inflater.eof and not inflater.unconsumed_tail
-    except zlib.error:
-        ok = False
-    if not ok:
-        raise MAGCError(f"The .magc file is corrupt: {what} cannot be unpacked. Copy the file again.")
-    return raw
-
-
-# -- header validation -----------------------------------------------------------------------------
-def _need(cond, what):
-    if not cond:
-        raise MAGCError(f"The .magc file is corrupt or from an incompatible writer: {what}.")
-
-
-def _is_int(v, lo=0, hi=MAX_SIDE):
-    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
-
-
-def _is_num(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def tile_grid(width, height, tile_size):
-    """(columns, rows) of the tile grid."""
-    return -(-width // tile_size), -(-height // tile_size)
-
-
-def validate_header(head):
-    """Check the HEAD chunk's fields; returns it."""
-    _need(isinstance(head, dict), "the header is not a record")
-    for key in ("width", "height"):
-        _need(_is_int(head.get(key), 1), f"bad raster {key}")
-    _need(_is_int(head.get("tile_size"), 64, 1 << 16) and head["tile_size"] % 64 == 0, "bad tile size")
-    _need(head.get("overlap") == 0, f"tile overlap {head.get('overlap')!r} is not supported by this version")
-    bands = head.get("bands")
-    _need(isinstance(bands, list) and len(bands) == 3 and all(_is_int(b, 1, 1 << 16) for b in bands),
-          "bad band list")
-    out = head.get("output_bands")
-    _need(isinstance(out, list) and out == list(dict.fromkeys(bands)), "bad output band list")
-    _need(head.get("dtype") in DTYPES, f"unknown source data type {head.get('dtype')!r}")
-    stretch = head.get("stretch")
-    _need(isinstance(stretch, list) and len(stretch) == 3
-          and all(isinstance(s, list) and len(s) == 2 and all(map(_is_num, s)) and s[1] > s[0] for s in stretch),
-          "bad band stretch")
-    cols, rows = tile_grid(head["width"], head["height"], head["tile_size"])
-    _need(head.get("tiles") == [cols, rows], "the tile grid does not match the raster size")
-    _need(isinstance(head.get("embedded_guidance"), bool), "bad embedded-guidance flag")
-    return head
-
-
-def validate_georef(geo, n_bands):
-    _need(isinstance(geo, dict), "the georeferencing is not a record")
-    _need(geo.get("crs_wkt") is None or isinstance(geo["crs_wkt"], str), "bad CRS")
-    _need(geo.get("crs_id") is None or isinstance(geo["crs_id"], str), "bad CRS id")
-    t = geo.get("transform")
-    _need(isinstance(t, list) and len(t) == 6 and all(map(_is_num, t)) and t[0] * t[4] - t[1] * t[3] != 0,
-          "bad geotransform")
-    nodata = geo.get("nodata")
-    _need(isinstance(nodata, list) and len(nodata) == n_bands
-          and all(v is None or v == "nan" or _is_num(v) for v in nodata), "bad nodata values")
-    return geo
-
-
-def validate_model(ident):
-    _need(isinstance(ident, dict) and isinstance(ident.get("weights_sha256"), str)
-          and isinstance(ident.get("rate"), str), "bad model identity")
-    return ident
-
-
-def nodata_to_json(value):
-    if value is None:
-        return None
-    return "nan" if math.isnan(value) else float(value)
-
-
-def nodata_from_json(value):
-    return float("nan") if value == "nan" else value
+        return inflate_exactly(data, size, what)
+    except Invalid as exc:
+        raise MAGCError(f"The .magc file is damaged: {exc}. Copy the file again.") from None
 
 
 # -- writing ---------------------------------------------------------------------------------------
 class MAGCWriter:
-    """Write a .magc file to a temporary file next to `path`; ``commit()`` renames it into place.
+    """Write a .magc file; ``commit()`` writes it to a temporary file next to `path` and renames it into place.
 
-    Leaving the ``with`` block without ``commit()`` (an error, a cancel) deletes the temporary
-    file, so a failed or cancelled write leaves nothing behind::
+    The tiles wait in a nameless temporary file until commit() knows the index, so a failed or cancelled write
+    (leaving the ``with`` block without ``commit()``, a signal, a crash before commit) leaves nothing behind::
 
         with MAGCWriter(path, head, georef, model_identity) as writer:
             for record in records:
@@ -245,95 +428,91 @@ class MAGCWriter:
 
     def __init__(self, path, head, georef, model_identity):
         self.path = Path(path)
-        self.head = validate_header(head)
-        self.georef = validate_georef(georef, len(head["output_bands"]))
-        self.model = validate_model(model_identity)
-        self.count = head["tiles"][0] * head["tiles"][1]
-        self.entries = []
-        self.file = None
-        self.tmp = None
+        try:
+            self.fields = encode_fields(head, georef, model_identity)
+            self.head, self.georef, self.model = parse_fields(self.fields, VERSION[1])
+        except Invalid as exc:
+            raise MAGCError(f"Cannot write {self.path.name}: {exc}.") from None
+        self.count = self.head["tiles"][0] * self.head["tiles"][1]
+        self.index = bytearray()
+        self.tiles = None
+        self.written = 0
 
     def __enter__(self):
         folder = self.path.parent
         if not folder.is_dir():
             raise MAGCError(f"Cannot write {self.path}: the folder {folder} does not exist.")
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=folder)
+            self.tiles = tempfile.TemporaryFile(dir=folder)  # nameless: gone with the process, whatever ends it
         except OSError as exc:
             raise MAGCError(f"Cannot write in {folder} ({exc.strerror}): choose a writable folder.") from exc
-        self.tmp = Path(tmp)
-        try:
-            self.file = os.fdopen(fd, "w+b")
-            self._write(SIGNATURE + struct.pack(">HH", *VERSION))
-            for chunk_type, obj in ((b"HEAD", self.head), (b"GEOR", self.georef), (b"MODL", self.model)):
-                self._write(_chunk(chunk_type, _json_bytes(obj)))
-            self.index_at = self.file.tell()
-            # A placeholder of the final size; filled in by commit() once the tiles are written.
-            self._write(b"\0" * (CHUNK_HEAD.size + 4 + self.count * INDEX_ENTRY.size + CRC.size))
-        except BaseException:
-            self.__exit__()  # `with` calls __exit__ only once __enter__ has returned
-            raise
         return self
 
-    def _write(self, data):
+    def add_tile(self, record, tile_fingerprint):
+        """Append the next tile (records come in index order)."""
+        if record.number != self.written or self.written >= self.count:
+            raise ValueError(f"tile {record.number} written out of order")
+        if len(tile_fingerprint) != FINGERPRINT_SIZE:
+            raise ValueError(f"a guidance fingerprint is {FINGERPRINT_SIZE} bytes (container.fingerprint)")
+        data = record.to_bytes(self.head["embedded_guidance"])
         try:
-            self.file.write(data)
+            TileRecord.from_bytes(data, record.number, record.mask_kind, self.head["embedded_guidance"])
+        except Invalid as exc:
+            raise MAGCError(f"Cannot write {self.path.name}: {exc}.") from None
+        self.index += _varint(len(data) << 2 | record.mask_kind) + CRC.pack(zlib.crc32(data))
+        self.index += tile_fingerprint[:FINGERPRINT_SIZE]
+        self._write(self.tiles, data)
+        self.written += 1
+
+    def _write(self, file, data):
+        try:
+            file.write(data)
         except OSError as exc:
             raise MAGCError(f"Writing {self.path} failed ({exc.strerror or exc}): free some disk space or choose "
                             "another folder; nothing was written.") from exc
 
-    def add_tile(self, record, tile_fingerprint):
-        """Append the next tile (records come in index order)."""
-        if record.number != len(self.entries) or len(self.entries) >= self.count:
-            raise ValueError(f"tile {record.number} written out of order")
-        chunk = _chunk(b"TILE", record.to_bytes())
-        offset = self.file.tell()
-        self._write(chunk)
-        crc = CRC.unpack_from(chunk, len(chunk) - CRC.size)[0]
-        self.entries.append((offset, len(chunk) - CHUNK_HEAD.size - CRC.size, crc, tile_fingerprint))
-
     def commit(self):
-        """Write the index and the end chunk, flush to disk, rename into place; returns the file size."""
-        if len(self.entries) != self.count:
-            raise ValueError(f"{len(self.entries)} of {self.count} tiles written")
-        self._write(_chunk(b"IEND", b""))
-        size = self.file.tell()
-        index = struct.pack(">I", self.count) + b"".join(INDEX_ENTRY.pack(*e) for e in self.entries)
-        self.file.seek(self.index_at)
-        self._write(_chunk(b"TIDX", index))
+        """Write the header, the index and the tiles, flush to disk, rename into place; returns the file size."""
+        if self.written != self.count:
+            raise ValueError(f"{self.written} of {self.count} tiles written")
+        header = SIGNATURE + bytes(VERSION) + _varint(len(self.fields)) + self.fields + bytes(self.index)
+        tmp = None
         try:
-            self.file.flush()
-            os.fsync(self.file.fileno())
-            self.file.close()
-            os.replace(self.tmp, self.path)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
+            with os.fdopen(fd, "wb") as out:
+                self._write(out, header + CRC.pack(zlib.crc32(header)))
+                self.tiles.seek(0)
+                shutil.copyfileobj(self.tiles, out)
+                size = out.tell()
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
         except OSError as exc:
             raise MAGCError(f"Writing {self.path} failed ({exc.strerror or exc}); nothing was written.") from exc
-        self.tmp = None
+        finally:
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)
         return size
 
     def __exit__(self, *exc):
-        if self.file is not None and not self.file.closed:
-            self.file.close()
-        if self.tmp is not None:
-            try:
-                self.tmp.unlink()
-            except OSError:
-                pass
+        if self.tiles is not None:
+            self.tiles.close()
         return False
 
 
 # -- reading ---------------------------------------------------------------------------------------
 @dataclass
 class IndexEntry:
-    offset: int
+    offset: int         # the record's first byte in the file
     length: int
+    mask_kind: int
     crc: int
     fingerprint: bytes
 
 
 class MAGCReader:
-    """Open and validate a .magc file: signature, version, every chunk's structure, the header
-    chunks' CRC and content, the tile index. Tiles are read (and CRC-checked) on demand::
+    """Open and validate a .magc file: signature, version, every header field, the index, the file's length.
+    Tiles are read (and CRC-checked) on demand::
 
         with MAGCReader(path) as reader:
             reader.head, reader.georef, reader.model, reader.index
@@ -348,6 +527,9 @@ class MAGCReader:
             raise MAGCError(f"Cannot open {self.path}: {exc.strerror}.") from exc
         try:
             self._parse()
+        except Invalid as exc:
+            self.file.close()
+            raise self._corrupt(str(exc)) from None
         except BaseException:
             self.file.close()
             raise
@@ -365,106 +547,75 @@ class MAGCReader:
     def _corrupt(self, what):
         return MAGCError(f"{self.path.name} is a damaged .magc file ({what}): copy or download it again.")
 
-    def _read_exact(self, offset, size, what):
-        self.file.seek(offset)
-        data = self.file.read(size)
-        if len(data) != size:
-            raise self._corrupt(f"{what} is cut short, the file is truncated")
-        return data
-
     def _parse(self):
         self.size = os.fstat(self.file.fileno()).st_size
-        start = self.file.read(len(SIGNATURE) + 4)
+        start = self.file.read(len(SIGNATURE) + 2)
         if start[:len(SIGNATURE)] != SIGNATURE:
+            if start and SIGNATURE.startswith(start):
+                raise self._corrupt("the file is truncated inside its signature")
             if start[1:4] == b"MGC":
                 raise self._corrupt("its signature was altered, probably by a text-mode transfer; transfer it "
                                     "in binary mode")
             raise MAGCError(f"{self.path.name} is not a .magc file (no MAGC signature): give a file written by "
                             "MAGC's compress tool.")
-        if len(start) < len(SIGNATURE) + 4:
-            raise self._corrupt("the file is truncated after its signature")
-        self.version = struct.unpack_from(">HH", start, len(SIGNATURE))
+        _need(len(start) == len(SIGNATURE) + 2, "the file is truncated after its signature")
+        self.version = tuple(start[len(SIGNATURE):])
         if self.version[0] != VERSION[0]:
             what = "update the plugin" if self.version[0] > VERSION[0] else \
                 "compress the original raster again, or decode the file with the older MAGC that wrote it"
             raise MAGCError(f"{self.path.name} is in .magc format version {self.version[0]}.{self.version[1]}, which "
                             f"this MAGC (format {VERSION[0]}.{VERSION[1]}) cannot read: {what}.")
-        chunks = self._walk(len(start))
-        types = [c[0] for c in chunks]
-        order = [t for t in types if t in KNOWN_CHUNKS]
-        tiles = order.count(b"TILE")
-        if order != [b"HEAD", b"GEOR", b"MODL", b"TIDX"] + [b"TILE"] * tiles + [b"IEND"]:
-            raise self._corrupt("its chunks are missing or out of order")
-        by_type = {t: (offset, length) for t, offset, length in chunks if t != b"TILE"}
-        self.head = validate_header(self._json(b"HEAD", *by_type[b"HEAD"]))
-        self.georef = validate_georef(self._json(b"GEOR", *by_type[b"GEOR"]), len(self.head["output_bands"]))
-        self.model = validate_model(self._json(b"MODL", *by_type[b"MODL"]))
-        self.index = self._index(*by_type[b"TIDX"])
-        self._payload(b"IEND", *by_type[b"IEND"])  # its CRC: the last bytes of the file are intact
-        tile_chunks = [(offset, length) for t, offset, length in chunks if t == b"TILE"]
-        if [(e.offset, e.length) for e in self.index] != tile_chunks:
-            raise self._corrupt("its tile index does not match its tiles")
-
-    def _walk(self, pos):
-        """(type, offset, payload length) of every chunk up to IEND; refuses unknown critical chunks."""
-        chunks = []
-        while True:
-            if pos + CHUNK_HEAD.size + CRC.size > self.size:
-                raise self._corrupt("the file is truncated")
-            length, chunk_type = CHUNK_HEAD.unpack(self._read_exact(pos, CHUNK_HEAD.size, "a chunk header"))
-            if not all(65 <= c <= 90 or 97 <= c <= 122 for c in chunk_type):
-                raise self._corrupt(f"invalid chunk type at byte {pos}")
-            if pos + CHUNK_HEAD.size + length + CRC.size > self.size:
-                raise self._corrupt(f"chunk {chunk_type.decode()} runs past the end of the file, which is truncated")
-            if chunk_type not in KNOWN_CHUNKS and is_critical(chunk_type):
-                raise MAGCError(f"{self.path.name} holds a critical chunk '{chunk_type.decode()}' that this MAGC "
-                                "does not know: it was written by a newer version; update the plugin.")
-            chunks.append((chunk_type, pos, length))
-            pos += CHUNK_HEAD.size + length + CRC.size
-            if chunk_type == b"IEND":
-                if pos != self.size:
-                    raise self._corrupt("bytes follow its end chunk")
-                return chunks
-
-    def _payload(self, chunk_type, offset, length):
-        data = self._read_exact(offset + CHUNK_HEAD.size, length + CRC.size, f"chunk {chunk_type.decode()}")
-        payload, (crc,) = data[:length], CRC.unpack_from(data, length)
-        if zlib.crc32(chunk_type + payload) != crc:
-            raise self._corrupt(f"checksum error in chunk {chunk_type.decode()}")
-        return payload, crc
-
-    def _json(self, chunk_type, offset, length):
-        if length > MAX_JSON_CHUNK:
-            raise self._corrupt(f"chunk {chunk_type.decode()} is implausibly large")
-        payload, _ = self._payload(chunk_type, offset, length)
-        try:
-            return json.loads(payload.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise self._corrupt(f"chunk {chunk_type.decode()} is not valid JSON") from None
-
-    def _index(self, offset, length):
-        cols, rows = self.head["tiles"]
-        count = cols * rows
-        if length != 4 + count * INDEX_ENTRY.size:
-            raise self._corrupt("its tile index has the wrong size")
-        payload, _ = self._payload(b"TIDX", offset, length)
-        if struct.unpack_from(">I", payload)[0] != count:
-            raise self._corrupt("its tile index has the wrong number of tiles")
-        return [IndexEntry(*INDEX_ENTRY.unpack_from(payload, 4 + i * INDEX_ENTRY.size)) for i in range(count)]
+        # Everything the header can take, bounded by the file: no allocation beyond what the file holds.
+        c = _Cursor(start + self.file.read(min(self.size, MAX_FIELDS_BYTES + 16) - len(start)), "the header")
+        c.pos = len(start)
+        fields = c.raw(c.varint(MAX_FIELDS_BYTES, "the header length"))
+        self.head, self.georef, self.model = parse_fields(fields, self.version[1])
+        count = self.head["tiles"][0] * self.head["tiles"][1]
+        _need(count * MIN_INDEX_ENTRY <= self.size - c.pos, f"its tile index of {count} tiles is cut short, the "
+              "file is truncated")
+        header_end = c.pos
+        self.file.seek(0)
+        c = _Cursor(self.file.read(header_end + count * (MAX_VARINT_BYTES + CRC.size + FINGERPRINT_SIZE)
+                                   + CRC.size), "the tile index")
+        c.pos = header_end
+        entries = []
+        for _ in range(count):
+            packed = c.varint(self.size << 2 | 3, "a tile length")
+            entries.append((packed >> 2, packed & 3, CRC.unpack(c.raw(CRC.size))[0], c.raw(FINGERPRINT_SIZE)))
+        (crc,) = CRC.unpack(c.raw(CRC.size))
+        _need(zlib.crc32(c.data[:c.pos - CRC.size]) == crc, "checksum error in its header")
+        offset, self.index = c.pos, []
+        for number, (length, kind, tile_crc, tile_fingerprint) in enumerate(entries):
+            _need(kind in (MASK_ALL_VALID, MASK_ALL_NODATA, MASK_BITS), f"tile {number} has an unknown mask kind")
+            self.index.append(IndexEntry(offset, length, kind, tile_crc, bytes(tile_fingerprint)))
+            offset += length
+        _need(offset <= self.size, "its tiles run past the end of the file, which is truncated")
+        _need(offset == self.size, f"{self.size - offset} bytes follow its last tile")
+        self.header_bytes = c.pos
 
     def read_tile(self, number):
-        """The TileRecord of tile `number` (row-major), CRC-checked against the chunk and the index."""
+        """The TileRecord of tile `number` (row-major), CRC-checked against the index."""
         entry = self.index[number]
-        payload, crc = self._payload(b"TILE", entry.offset, entry.length)
-        if crc != entry.crc:
-            raise self._corrupt(f"tile {number} does not match its index entry")
-        return TileRecord.from_bytes(payload, number)
+        self.file.seek(entry.offset)
+        data = self.file.read(entry.length)
+        if len(data) != entry.length:
+            raise self._corrupt(f"tile {number} is cut short, the file is truncated")
+        if zlib.crc32(data) != entry.crc:
+            raise self._corrupt(f"checksum error in tile {number}")
+        try:
+            return TileRecord.from_bytes(data, number, entry.mask_kind, self.head["embedded_guidance"])
+        except Invalid as exc:
+            raise self._corrupt(str(exc)) from None
 
     def info(self):
-        """Everything but the tiles, as a JSON-ready dict (what `python -m magc_plugin info` prints)."""
+        """Everything but the tiles, as a JSON-ready dict (what `python -m magc_plugin info` prints), with the
+        bytes the container itself takes: the header and index, and each record's own length fields."""
         pixels = self.head["width"] * self.head["height"]
-        embedded = sum(len(self.read_tile(i).guidance_bytes) for i in range(len(self.index))) \
-            if self.head["embedded_guidance"] else 0
+        records = [self.read_tile(i) for i in range(len(self.index))]
+        stream = sum(len(r.payload) for r in records)
+        embedded = sum(len(r.guidance_bytes) for r in records)
+        masks = sum(len(r.mask_bytes) for r in records)
         return {"file": str(self.path), "format_version": "%d.%d" % self.version, "bytes": self.size,
-                "bpp": 8 * self.size / pixels, "embedded_guidance_bytes": embedded,
-                "header": self.head, "georef": self.georef, "model": self.model}
+                "bpp": 8 * self.size / pixels, "tile_stream_bytes": stream, "embedded_guidance_bytes": embedded,
+                "nodata_mask_bytes": masks, "container_bytes": self.size - stream - embedded - masks,
+                "tiles": len(records), "header": self.head, "georef": self.georef, "model": self.model}

@@ -248,15 +248,15 @@ def batch_compress(inputs, output_folder, guidance, model, client, *, tile_size=
 
 
 def batch_decompress(inputs, output_folder, guidance, model, client, *, steps=20, seed=0, strict_guidance=False,
-                     device="auto", resources=None, progress=None, cancel=None):
+                     skip_damaged=False, device="auto", resources=None, progress=None, cancel=None):
     """Decompress .magc files (or those of folders) to output_folder/<name>.tif on a Dask cluster.
 
     As batch_compress; each file is decoded at its own rate, with the seed and steps given.
     """
     def code_one(src, dst, file_guidance, engine, file_progress):
         report = tiling.decompress_raster(src, dst, file_guidance, model, steps=steps, seed=seed,
-                                          strict_guidance=strict_guidance, device=device, engine=engine,
-                                          progress=file_progress, cancel=cancel)
+                                          strict_guidance=strict_guidance, skip_damaged=skip_damaged,
+                                          device=device, engine=engine, progress=file_progress, cancel=cancel)
         report["guidance_mismatch"] = [list(t) for t in report["guidance_mismatch"]]
         return report
     return _run_batch(inputs, (".magc",), output_folder, ".tif", code_one, client, guidance, resources, progress,

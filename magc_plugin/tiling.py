@@ -56,11 +56,11 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .codec.classes import NOT_MAPPED, check_class_raster
+from .codec.classes import NOT_MAPPED, NUM_CLASSES, check_class_raster
 from .codec.errors import MAGCError
 from .codec.tile_colour import recentre, split_payload
-from .container import (MASK_ALL_NODATA, MASK_ALL_VALID, MAGCReader, MAGCWriter, TileRecord, fingerprint,
-                        nodata_from_json, nodata_to_json, tile_grid)
+from .container import (MASK_ALL_NODATA, MASK_ALL_VALID, MAGCReader, MAGCWriter, TileRecord, fingerprint, tile_grid,
+                        version_text)
 
 TILE_MULTIPLE = 64
 DEFAULT_TILE_SIZE = 512
@@ -79,6 +79,18 @@ class CancelledByUser(MAGCError):
 
 class GuidanceMismatchWarning(UserWarning):
     """The decoder's guidance differs from the encoder's on some tiles."""
+
+
+class DamagedTile(MAGCError):
+    """A tile whose bytes cannot be read or decoded; decompress_raster(skip_damaged=True) writes it as nodata."""
+
+    def __init__(self, where, reason):
+        super().__init__(where, reason)  # both in args: it pickles, from a Dask worker
+        self.where, self.reason = where, reason
+
+    def __str__(self):
+        return (f"Tile {self.where} of the .magc file: {self.reason} Or decompress with --skip-damaged (in QGIS: "
+                "the 'Skip damaged tiles' option) to write nodata where tiles are damaged.")
 
 
 # -- small helpers --------------------------------------------------------------------------------
@@ -108,7 +120,7 @@ def _affine(values):
 
 
 def crs_of(georef):
-    """The rasterio CRS stored in a GEOR record, or None."""
+    """The rasterio CRS of a file's georeferencing record, or None."""
     from rasterio.crs import CRS
     return CRS.from_wkt(georef["crs_wkt"]) if georef.get("crs_wkt") else None
 
@@ -202,8 +214,16 @@ def compute_stretch(src, bands):
         values = values[np.isfinite(values)]
         lo, hi = (np.percentile(values, STRETCH_PERCENTILES) if values.size else (0.0, 1.0))
         lo, hi = float(lo), float(hi)
-        ranges[band] = [lo, hi if hi > lo else lo + 1.0]
+        if hi <= lo:  # a constant band: a range of one step, inside the type even at its top
+            step = max(1.0, abs(lo) * 1e-6)
+            lo, hi = (lo, lo + step) if lo + step <= _type_max(src.dtypes[0]) else (lo - step, lo)
+        ranges[band] = [lo, hi]
     return [ranges[b] for b in bands]
+
+
+def _type_max(dtype):
+    dtype = np.dtype(dtype)
+    return float(np.iinfo(dtype).max if np.issubdtype(dtype, np.integer) else np.finfo(dtype).max)
 
 
 def to_u8(values, lo, hi):
@@ -237,14 +257,9 @@ def read_tile(src, bands, stretch, window):
 
 
 def _georef(src, output_bands):
-    crs = src.crs
-    crs_id = None
-    if crs:
-        authority = crs.to_authority()
-        crs_id = ":".join(authority) if authority else None
-    return {"crs_wkt": crs.to_wkt(version="WKT2_2019") if crs else None, "crs_id": crs_id,
+    return {"crs_wkt": src.crs.to_wkt(version="WKT2_2019") if src.crs else None,
             "transform": [float(v) for v in tuple(src.transform)[:6]],
-            "nodata": [nodata_to_json(src.nodatavals[b - 1]) for b in output_bands]}
+            "nodata": [src.nodatavals[b - 1] for b in output_bands]}
 
 
 def load_model(model, rate=None, device="auto"):
@@ -393,11 +408,11 @@ def compress_raster(src_path, dst_path, guidance, model, *, bands=None, tile_siz
         stretch = compute_stretch(src, bands)
         grid = Grid(src.width, src.height, tile_size)
         head = {"width": src.width, "height": src.height, "bands": bands, "output_bands": output_bands,
-                "dtype": src.dtypes[0], "stretch": stretch, "tile_size": tile_size, "overlap": 0,
+                "dtype": src.dtypes[0], "stretch": stretch, "tile_size": tile_size,
                 "tiles": [grid.cols, grid.rows], "embedded_guidance": bool(embed_guidance)}
-        georef = _georef(src, output_bands)
+        writer = MAGCWriter(dst_path, head, _georef(src, output_bands), runner.identity())
         # Encoder and decoder hand the guidance the same CRS and transforms: both rebuilt from the file's record.
-        crs, transform = crs_of(georef), _affine(georef["transform"])
+        crs, transform = crs_of(writer.georef), _affine(writer.georef["transform"])
         guidance_bytes = nodata_tiles = 0
 
         def jobs():
@@ -414,7 +429,7 @@ def compress_raster(src_path, dst_path, guidance, model, *, bands=None, tile_siz
                 yield (EncodeJob(n, _pad_reflect(rgb, *window), _pad_reflect(classes, *window), core, tile_valid,
                                  bool(embed_guidance)),)
 
-        with MAGCWriter(dst_path, head, georef, runner.identity()) as writer, \
+        with writer, \
                 closing(_in_order(runner, encode_tile, jobs(), cancel)) as records:
             for n, (record, tile_fingerprint) in enumerate(records):
                 nodata_tiles += record.mask_kind == MASK_ALL_NODATA
@@ -522,16 +537,25 @@ class GeoTIFFWriter:
 
     def __enter__(self):
         import rasterio
+        from rasterio.errors import RasterioError
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".part.tif", dir=self.path.parent)
-            os.close(fd)
-            self.tmp = Path(tmp)
-            self.env = rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True)  # a mask inside the file, not a .msk beside it
-            self.env.__enter__()
-            self.dataset = rasterio.open(self.tmp, "w", **self.profile)
         except OSError as exc:
-            self._remove()
             raise MAGCError(f"Cannot write {self.path}: {exc}. Choose a writable folder.") from exc
+        self.tmp = Path(tmp)
+        try:
+            os.close(fd)
+            env = rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True)  # a mask inside the file, not a .msk beside it
+            env.__enter__()
+            self.env = env
+            self.dataset = rasterio.open(self.tmp, "w", **self.profile)
+        except BaseException as exc:  # `with` calls __exit__ only once __enter__ has returned
+            self.__exit__(type(exc), exc, exc.__traceback__)
+            if isinstance(exc, (RasterioError, ValueError, OverflowError)):  # a profile GDAL refuses
+                raise MAGCError(f"Cannot create the GeoTIFF {self.path}: {exc}") from exc
+            if isinstance(exc, OSError):
+                raise MAGCError(f"Cannot write {self.path}: {exc}. Choose a writable folder.") from exc
+            raise
         return self
 
     def write(self, data, window, mask=None):
@@ -605,54 +629,95 @@ def _writer_hint(identity):
     """Where to look for the compressing model when another plugin version wrote the file: a retrained shipped
     preset reads other streams."""
     version = identity.get("versions", {}).get("magc")
-    if not version or version == __version__:
+    if not version or version == version_text(__version__):
         return ""
     return f" (the file was written by MAGC {version}: with its shipped model, that version's models/compact folder)"
 
 
 def _check_model(given, identity, path):
     """Refuse a model (given: its identity) that cannot read the file's streams; warn when it reads them but draws
-    with other weights (another denoiser or decoder) than the model that wrote the file."""
-    if given["weights_sha256"] != identity.get("weights_sha256"):
-        if not identity.get("stream_sha256") or identity["stream_sha256"] != given.get("stream_sha256"):
-            raise MAGCError(
-                f"{Path(path).name} was compressed with the model '{identity.get('preset')}' at rate "
-                f"'{identity.get('rate')}' (weights sha256 {identity.get('weights_sha256', '')[:12]}), but the model "
-                f"given is '{given.get('preset')}' at rate '{given.get('rate')}' (sha256 {given['weights_sha256'][:12]}): "
-                f"decompress with the model folder and rate that compressed it{_writer_hint(identity)}.")
-        warnings.warn(f"{Path(path).name} was compressed with other weights (sha256 {identity['weights_sha256'][:12]}) "
-                      f"than these ({given['weights_sha256'][:12]}) of the same stream model: they read it alike, but "
-                      "this denoiser and decoder draw the image, so it differs in detail from a decode with the "
-                      "compressing weights.", stacklevel=3)
-    theirs = identity.get("versions", {}).get("compressai")
-    ours = given["versions"].get("compressai")
-    if theirs and ours and theirs != ours:
-        warnings.warn(f"{Path(path).name} was written with compressai {theirs}, this is {ours}: if the decoded "
-                      "image looks broken, decode with the version that encoded.", stacklevel=3)
+    with other weights (another denoiser or decoder) than the model that wrote the file. The file keeps the
+    leading bytes of both checksums."""
+    name = Path(path).name
+    if not given["stream_sha256"].startswith(identity["stream_sha256"]):
+        raise MAGCError(
+            f"{name} was compressed at rate '{identity['rate']}' by a model whose stream checksum begins "
+            f"{identity['stream_sha256']}, but the model given at rate '{given['rate']}' reads other streams "
+            f"(checksum {given['stream_sha256'][:len(identity['stream_sha256'])]}): decompress with the model "
+            f"folder and rate that compressed it{_writer_hint(identity)}.")
+    if not given["weights_sha256"].startswith(identity["weights_sha256"]):
+        warnings.warn(f"{name} was compressed with other weights (sha256 {identity['weights_sha256']}...) than "
+                      f"these ({given['weights_sha256'][:len(identity['weights_sha256'])]}...) of the same stream "
+                      "model: they read it alike, but this denoiser and decoder draw the image, so it differs in "
+                      "detail from a decode with the compressing weights.", stacklevel=3)
 
 
-def _gather_tiles(reader, grid, needed, guidance, transform, crs, cancel):
+def _read_record(reader, number, shape, embedded, where):
+    """(record, its embedded class raster or None) of one tile, checked: DamagedTile where its bytes are bad."""
+    try:
+        record = reader.read_tile(number)
+        record.valid_mask(shape)  # unpacked once here so that a damaged mask fails now
+        if record.mask_kind != MASK_ALL_NODATA:
+            split_payload(record.payload)
+        classes = record.class_raster(shape) if embedded else None
+    except MAGCError as exc:
+        raise DamagedTile(where, str(exc)) from exc
+    if classes is not None and classes.max(initial=0) >= NUM_CLASSES:
+        raise DamagedTile(where, f"the file's embedded guidance map is damaged (class {int(classes.max())}, where "
+                          f"classes are 0..{NUM_CLASSES - 1}): give the guidance layers used to compress instead.")
+    return record, classes
+
+
+def _nodata_record(number, shape):
+    """What a damaged tile becomes with skip_damaged: no pixels, so no window reads it or blends into it."""
+    return TileRecord.build(number, np.zeros(shape, bool))
+
+
+def _gather_tiles(reader, grid, needed, guidance, transform, crs, cancel, skip_damaged=False):
     """Read and check the records of the needed tiles, and their guidance (the caller's, else the embedded map).
 
     Returns ({(col, row): (record, zlib of the padded class raster)}, tiles whose guidance fingerprint
-    differs from the encoder's). All of it is small, and read before any heavy work, so a damaged
-    file or a strict guidance mismatch fails fast.
+    differs from the encoder's, {(col, row): why it is damaged} of the tiles replaced by nodata
+    (skip_damaged; else the first damaged tile raises DamagedTile)). All of it is small, and read
+    before any heavy work, so a damaged file or a strict guidance mismatch fails fast.
     """
-    tiles, mismatch = {}, []
+    tiles, mismatch, damaged = {}, [], {}
     for c, r in sorted(needed, key=lambda t: (t[1], t[0])):
         check_cancel(cancel)
         n = grid.number(c, r)
-        record = reader.read_tile(n)
         x0, y0, w, h = grid.window(c, r)
-        record.valid_mask((h, w))  # unpacked once here so that a damaged mask fails now
-        classes = record.class_raster((h, w)) if guidance is None else None
+        try:
+            record, classes = _read_record(reader, n, (h, w), guidance is None, f"({c},{r})")
+        except DamagedTile as exc:
+            if not skip_damaged:
+                raise
+            damaged[(c, r)] = exc.reason
+            record, classes = _nodata_record(n, (h, w)), None
         if classes is None:
             classes = guidance_for(guidance, transform, crs, x0, y0, w, h)
-        if fingerprint(classes) != reader.index[n].fingerprint:
+        if (c, r) not in damaged and fingerprint(classes) != reader.index[n].fingerprint:
             mismatch.append((c, r))
         pw, ph = grid.padded(c, r)
         tiles[(c, r)] = (record, zlib.compress(_pad_reflect(classes, ph, pw).tobytes(), 1))
-    return tiles, mismatch
+    return tiles, mismatch, damaged
+
+
+def _skip_undecodable(runner, grid, tiles, damaged, cancel):
+    """Replace by nodata the tiles whose streams cannot be decoded, before any window reads them (their
+    neighbours then neither read their y_hat nor blend into them): one more entropy decoding a tile."""
+    keys = [t for t in sorted(tiles, key=lambda t: (t[1], t[0])) if tiles[t][0].mask_kind != MASK_ALL_NODATA]
+    tasks = ((tiles[t][0].payload, grid.padded(*t)[::-1], f"({t[0]},{t[1]})") for t in keys)
+    with closing(_in_order(runner, stream_damage, tasks, cancel)) as reasons:
+        for (c, r), reason in zip(keys, reasons):
+            if reason is not None:
+                _, _, w, h = grid.window(c, r)
+                damaged[(c, r)] = reason
+                tiles[(c, r)] = (_nodata_record(tiles[(c, r)][0].number, (h, w)), tiles[(c, r)][1])
+
+
+def _damaged_list(damaged):
+    """[(col, row, why)] of the damaged tiles, row by row."""
+    return [(c, r, damaged[(c, r)]) for c, r in sorted(damaged, key=lambda t: (t[1], t[0]))]
 
 
 def _guidance_differs(mismatch, total, strict):
@@ -667,16 +732,20 @@ def _guidance_differs(mismatch, total, strict):
 
 
 def decompress_raster(src_path, dst_path, guidance=None, model="default", *, steps=20, seed=0, extent=None,
-                      strict_guidance=False, device="auto", blend_margin=BLEND_MARGIN, engine=None, progress=None,
-                      cancel=None):
+                      strict_guidance=False, skip_damaged=False, device="auto", blend_margin=BLEND_MARGIN, engine=None,
+                      progress=None, cancel=None):
     """Decode a .magc file (or the tiles covering `extent`) into a GeoTIFF like the source raster.
 
     guidance: the same kind of callable as for compress_raster; None uses the map embedded in
     the file, if any. model: a MAGCModel, a model folder or a preset name (loaded at the file's
     rate). extent: (xmin, ymin, xmax, ymax) in the raster's CRS. blend_margin: pixels of
     neighbour context per side (a multiple of 64; 0 decodes tiles independently). engine:
-    where the windows are decoded (as for compress_raster).
-    Returns {"pixels", "tiles", "seconds", "width", "height", "guidance_mismatch", "path"}.
+    where the windows are decoded (as for compress_raster). skip_damaged: write the tiles whose
+    bytes cannot be read or decoded as nodata (each with a warning; their neighbours do not blend
+    into them) instead of refusing the file; still refused when its header is damaged or no tile
+    of the output can be decoded. It checks every tile's stream first: one more entropy decoding.
+    Returns {"pixels", "tiles", "seconds", "width", "height", "guidance_mismatch", "damaged_tiles"
+    ([(col, row, why)]), "path"}.
     """
     start = time.time()
     dst_path = check_output(dst_path)
@@ -695,13 +764,20 @@ def decompress_raster(src_path, dst_path, guidance=None, model="default", *, ste
         windows = _dilate(out_tiles, grid, 1 if margin else 0)
         needed = _dilate(windows, grid, 1 if margin else 0)
         _progress(progress, 0.0, "Reading the tiles and the guidance")
-        tiles, mismatch = _gather_tiles(reader, grid, needed, guidance, transform, crs, cancel)
+        tiles, mismatch, damaged = _gather_tiles(reader, grid, needed, guidance, transform, crs, cancel, skip_damaged)
     if mismatch:
         _guidance_differs(mismatch, len(needed), strict_guidance)
 
     _progress(progress, 0.0, "Loading the model")
     runner = _runner(engine, model, identity.get("rate"), device)
     _check_model(runner.identity(), identity, src_path)
+    if skip_damaged:
+        _progress(progress, 0.0, "Checking the tiles' streams")
+        _skip_undecodable(runner, grid, tiles, damaged, cancel)
+        if damaged and all(tiles[t][0].mask_kind == MASK_ALL_NODATA for t in out_tiles):
+            c, r, why = _damaged_list(damaged)[0]
+            raise MAGCError(f"Every tile to decode is damaged or holds only nodata, so nothing can be decoded "
+                            f"({len(damaged)} damaged, such as tile ({c},{r}): {why})")
     decoder = _Windows(runner, grid, tiles, margin, steps, seed)
     profile = _output_profile(head, geo, transform, ox0, oy0, ox1 - ox0, oy1 - oy0)
     # Without a nodata value, invalid pixels go to an internal mask, created for every strip or none.
@@ -738,10 +814,15 @@ def decompress_raster(src_path, dst_path, guidance=None, model="default", *, ste
             del strip
         check_cancel(cancel)
         out.commit()
+    damaged = _damaged_list(damaged)
+    for c, r, why in damaged[:20]:
+        warnings.warn(f"Skipped the damaged tile ({c},{r}): its pixels are nodata. {why}", stacklevel=2)
+    if len(damaged) > 20:
+        warnings.warn(f"... and {len(damaged) - 20} more damaged tiles, skipped alike.", stacklevel=2)
     _progress(progress, 1.0, "Done")
     return {"pixels": (ox1 - ox0) * (oy1 - oy0), "tiles": len(out_tiles), "seconds": time.time() - start,
             "width": ox1 - ox0, "height": oy1 - oy0, "window": (ox0, oy0, ox1, oy1),
-            "guidance_mismatch": mismatch, "path": str(dst_path)}
+            "guidance_mismatch": mismatch, "damaged_tiles": damaged, "path": str(dst_path)}
 
 
 def _dilate(tiles, grid, by):
@@ -768,7 +849,7 @@ class WindowJob:
 
 
 def _in_tile(where, exc):
-    return MAGCError(f"Tile {where} of the .magc file: {exc}")
+    return DamagedTile(where, str(exc))
 
 
 def tile_colour(payload, where):
@@ -787,8 +868,17 @@ def decode_tile_y(model, payload, tile_shape, where):
     except MAGCError as exc:
         raise _in_tile(where, exc) from exc
     except Exception as exc:  # noqa: BLE001 (a payload that passed its CRC but still cannot be decoded)
-        raise MAGCError(f"Tile {where} of the .magc file cannot be decoded ({exc}): the file is damaged or was "
-                        "written by an incompatible model.") from exc
+        raise DamagedTile(where, f"its stream cannot be decoded ({exc}): the file is damaged or was written by an "
+                          "incompatible model.") from exc
+
+
+def stream_damage(model, payload, tile_shape, where):
+    """Why one tile's stream cannot be entropy-decoded, or None: skip_damaged's check before any window reads it."""
+    try:
+        decode_tile_y(model, payload, tile_shape, where)
+    except DamagedTile as exc:
+        return exc.reason
+    return None
 
 
 def decode_window(model, job, ys, callback=None):
@@ -873,8 +963,7 @@ class _Windows:
 
 def _output_profile(head, geo, transform, x0, y0, width, height):
     from rasterio.crs import CRS
-    nodata = [nodata_from_json(v) for v in geo["nodata"]]
-    given = [v for v in nodata if v is not None]
+    given = [v for v in geo["nodata"] if v is not None]
     profile = {"driver": "GTiff", "width": width, "height": height, "count": len(head["output_bands"]),
                "dtype": head["dtype"], "crs": CRS.from_wkt(geo["crs_wkt"]) if geo["crs_wkt"] else None,
                "transform": tile_transform(transform, x0, y0), "nodata": given[0] if given else None,

@@ -139,7 +139,7 @@ def test_batch_scheduler_that_does_not_answer(capsys, raster, tmp_path):
 
 def test_module_entry_point_without_traceback(tmp_path):
     bad = tmp_path / "bad.magc"
-    bad.write_bytes(b"\x89MGC\r\n\x1a\n" + b"\0" * 3)
+    bad.write_bytes(b"\x89MGC\r\n\x1a\n\x03")  # cut after the major version
     proc = subprocess.run([sys.executable, "-m", "magc_plugin", "info", str(bad)], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "truncated" in proc.stderr

@@ -10,6 +10,7 @@ import torch
 
 from magc_plugin.codec import MAGCError
 from magc_plugin.codec.classes import NUM_CLASSES, to_one_hot
+from magc_plugin.codec.folders import model_rates
 from magc_plugin.codec.model import MAGCModel, compact_config
 from magc_plugin.codec.tile_colour import mean_colour, recentre
 
@@ -62,6 +63,67 @@ def test_decoder_recovers_y_bit_exactly(model):
     assert torch.equal(y_hat_encoder, y_hat_decoder)
 
 
+def tile_y(model, seed=3):
+    """y of a 128-pixel scene: (1, 16, 4, 4) with the tiny model."""
+    img, cls = scene(128, seed=seed)
+    with torch.no_grad():
+        return model.lcm.analyse(model.autoencoder.encode(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255),
+                                 to_one_hot(cls))
+
+
+@pytest.mark.parametrize("rate", model_rates())
+def test_the_shipped_lcm_codes_y_bit_exactly(rate):
+    """Its real tables (160 scales, rows thousands of symbols wide), on a y from a random latent and map."""
+    from magc_plugin.codec.folders import read_config, resolve_model_path
+    from magc_plugin.codec.model import load_lcm
+    path = resolve_model_path("default")
+    config = read_config(path)
+    lcm = load_lcm(path, config, rate).eval()
+    torch.manual_seed(0)
+    y = lcm.analyse(torch.randn(1, config["lcm"]["latent_channels"], 16, 24), to_one_hot(scene(192, seed=1)[1][:128]))
+    payload, y_hat = lcm.compress_y(y)
+    assert len(payload) % 4 == 0 and torch.equal(lcm.decompress_y(payload, (4, 6)), y_hat)
+    assert (y_hat - y).abs().max() <= 0.5
+
+
+def test_values_outside_the_tables_round_trip_through_the_escape(model):
+    """compressai's table rows end some scales out (at most about 1,600 for the widest); values beyond are coded
+    after the row's escape symbol, exactly up to ESCAPE_SPAN past the row and clamped farther out, the encoder's
+    y_hat saying so."""
+    from magc_plugin.codec.entropy_coding import ESCAPE_SPAN
+    y = tile_y(model)
+    y[0, 1, 2, 3], y[0, 5, 0, 0], y[0, 15, 3, 3] = 5000.0, -7000.0, 1e9
+    payload, y_hat = model.lcm.compress_y(y)
+    assert torch.equal(model.lcm.decompress_y(payload, (4, 4)), y_hat)
+    assert abs(y_hat[0, 1, 2, 3] - 5000) <= 0.5 and abs(y_hat[0, 5, 0, 0] + 7000) <= 0.5
+    assert 5000 < y_hat[0, 15, 3, 3] < 2 * ESCAPE_SPAN
+
+
+def test_damaged_streams_are_refused(model):
+    """The stream must be whole words and end exactly where its last symbol does."""
+    payload, _ = model.lcm.compress_y(tile_y(model))
+    damaged = {"cut by one word": payload[:-4], "all but one word cut": payload[:4], "first word cut": payload[4:],
+               "empty": b"", "one word appended": payload + b"\x5a\xa5\x0f\xf0",
+               "zero word appended": payload + bytes(4), "one byte appended": payload + b"\x01"}
+    for what, stream in damaged.items():
+        with pytest.raises(MAGCError, match="the file is damaged|stream is damaged") as refused:
+            model.lcm.decompress_y(stream, (4, 4))
+        assert what != "one byte appended" or "not whole 32-bit words" in str(refused.value)
+        assert what != "one word appended" or "cut short or has bytes after its end" in str(refused.value)
+
+
+def test_garbage_streams_are_refused_or_decode_to_a_tile(model):
+    """Random bytes never raise anything but MAGCError. Work is bounded by construction: the number of symbols
+    decoded follows from the tile's size, each in bounded time, whatever the bytes."""
+    rng = np.random.default_rng(0)
+    for length in range(201):
+        try:
+            y_hat = model.lcm.decompress_y(rng.bytes(length), (4, 4))
+        except MAGCError:
+            continue
+        assert y_hat.shape == (1, 16, 4, 4)
+
+
 def test_decode_is_deterministic_for_a_seed(model):
     img, cls = scene(128)
     payload = model.compress_tile(img, cls)
@@ -101,7 +163,8 @@ def test_sampler_starts_down_the_schedule_from_the_noised_stage1_latent(model):
 
 
 def test_stream_decodes_identically_in_another_process(model, tmp_path):
-    """Encode here, decode in a fresh interpreter with other thread settings: same bytes, same image."""
+    """Encode here, encode and decode again in a fresh interpreter with other thread settings: same bytes (the
+    entropy coder's models come from the integer tables), same image."""
     folder = tmp_path / "model"
     model.save_pretrained(folder)
     img, cls = scene(128, seed=5)

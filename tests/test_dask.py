@@ -123,6 +123,26 @@ def test_a_bad_raster_fails_alone(client, folder, tiny_model_dir, tmp_path):
     assert sorted(p.name for p in (tmp_path / "tif").iterdir()) == ["good.tif"]
 
 
+def test_skip_damaged_finds_a_bad_stream_on_the_workers(client, folder, tiny_model_dir, tmp_path):
+    """A tile that passes its checksum but whose stream cannot be decoded: written as nodata, the rest decoded."""
+    tiling.compress_raster(folder / "b.tif", tmp_path / "good.magc", None, tiny_model_dir, tile_size=64, device="cpu")
+    (tmp_path / "in").mkdir()
+    with container.MAGCReader(tmp_path / "good.magc") as reader:
+        records = [reader.read_tile(n) for n in range(len(reader.index))]
+        records[1].payload = records[1].payload[:4]
+        with container.MAGCWriter(tmp_path / "in" / "damaged.magc", reader.head, reader.georef,
+                                  reader.model) as writer:
+            for record, entry in zip(records, reader.index):
+                writer.add_tile(record, entry.fingerprint)
+            writer.commit()
+    report = distributed.batch_decompress([tmp_path / "in"], tmp_path / "tif", None, str(tiny_model_dir), client,
+                                          steps=0, device="cpu", skip_damaged=True)
+    assert [t[:2] for t in report["files"][0]["report"]["damaged_tiles"]] == [(1, 0)]
+    with rasterio.open(tmp_path / "tif" / "damaged.tif") as out:
+        mask = out.dataset_mask()
+    assert (mask[:64, 64:128] == 0).all() and mask[20:, :30].all() and mask[64:].all()
+
+
 def test_cancel_cancels_the_futures(client, folder, tiny_model_dir, tmp_path):
     calls = []
     with pytest.raises(tiling.CancelledByUser):

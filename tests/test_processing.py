@@ -217,6 +217,26 @@ def test_decompress_corrupt_file(magc_provider, tiling, tiny_model_dir, tmp_path
     assert "magc" in str(error.value).lower()
 
 
+def test_skip_damaged_tiles(magc_provider, tiling, tiny_model_dir, raster_path, tmp_path):
+    from magc_plugin import container
+    packed = compress(raster_path, tiny_model_dir, tmp_path / "image.magc", TILE_SIZE=64)
+    with container.MAGCReader(packed["OUTPUT"]) as reader:
+        entry = reader.index[1]
+    data = bytearray((tmp_path / "image.magc").read_bytes())
+    data[entry.offset + entry.length // 2] ^= 0x55
+    (tmp_path / "bad.magc").write_bytes(bytes(data))
+    decode = {"INPUT": str(tmp_path / "bad.magc"), "MODEL": str(tiny_model_dir), "STEPS": 1,
+              "OUTPUT": str(tmp_path / "decoded.tif")}
+    with pytest.raises(QgsProcessingException, match="Skip damaged tiles"):
+        run("magc:decompressraster", decode)
+    feedback = RecordingFeedback()
+    out = run("magc:decompressraster", {**decode, "SKIP_DAMAGED": True}, feedback)
+    assert sum("damaged tile (1,0)" in w for w in feedback.warnings) == 1
+    with rasterio.open(out["OUTPUT"]) as decoded:
+        mask = decoded.dataset_mask()
+    assert (mask[:64, 64:128] == 0).all() and mask[:, :64].all() and mask[64:].all()
+
+
 def test_missing_model_says_what_to_do(magc_provider, tiling, raster_path, tmp_path):
     with pytest.raises(QgsProcessingException, match="No MAGC model"):
         run("magc:compressraster", {"INPUT": str(raster_path), "MODEL": str(tmp_path),

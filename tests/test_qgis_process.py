@@ -1,13 +1,16 @@
 """The tools from the command line: qgis_process with the plugin deployed into a throwaway profile,
 and a graphical model (tests/data/magc_round_trip.model3) chaining rasterize -> compress -> decompress."""
 import json
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from build import QGIS_PROCESS, QgisProcess
-from conftest import require_module
+from conftest import require_module, write_raster
 from magc_plugin.codec.classes import BUILDING
 
 pytestmark = pytest.mark.slow
@@ -77,3 +80,23 @@ def test_graphical_model_round_trip(qgis_process, tiny_model_dir, raster_path, b
     assert read(tmp_path / "decoded.tif").shape == (3, 128, 192)
     assert (read(tmp_path / "guidance.tif")[0] == BUILDING).any()
     assert set(out) >= {"rasterize:guidance", "compress:compressed", "decompress:decoded"}
+
+
+def test_sigterm_removes_the_partial_output(qgis_process, tiny_model_dir, tmp_path):
+    """SIGTERM ends qgis_process as it always does (status -15), once the partial GeoTIFF is removed."""
+    from magc_plugin import tiling
+    from magc_plugin.codec.model import MAGCModel
+    model = MAGCModel.from_pretrained(tiny_model_dir, device="cpu")
+    tiling.compress_raster(write_raster(tmp_path / "in.tif", 512, 512), tmp_path / "a.magc", None, model, tile_size=64)
+    (tmp_path / "in.tif").unlink()
+    proc = subprocess.Popen([QGIS_PROCESS, "run", "magc:decompressraster", f"--INPUT={tmp_path / 'a.magc'}",
+                             f"--OUTPUT={tmp_path / 'out.tif'}", f"--MODEL={tiny_model_dir}", "--DEVICE=cpu",
+                             "--STEPS=50"], env=qgis_process.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while proc.poll() is None and time.time() < deadline and not any(p.name.endswith(".part.tif")
+                                                                      for p in tmp_path.iterdir()):
+        time.sleep(0.05)
+    assert proc.poll() is None, "the decode ended before it could be terminated"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == -signal.SIGTERM
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.magc"]

@@ -203,8 +203,8 @@ def test_embedded_guidance_decodes_without_the_map(tiny_model, tmp_path):
     src = write_tif(tmp_path / "in.tif", rgb(128, 64))
     plain = tiling.compress_raster(src, tmp_path / "plain.magc", stripes, tiny_model, tile_size=64)
     embedded = tiling.compress_raster(src, tmp_path / "a.magc", stripes, tiny_model, tile_size=64, embed_guidance=True)
-    assert embedded["guidance_bytes"] > 0  # counted in the size (the header flag differs by a byte: true/false)
-    assert abs(embedded["bytes"] - plain["bytes"] - embedded["guidance_bytes"]) <= 1
+    assert embedded["guidance_bytes"] > 0  # counted in the size, with each tile's guidance length (a varint)
+    assert 0 < embedded["bytes"] - plain["bytes"] - embedded["guidance_bytes"] <= 2 * embedded["tiles"]
     assert embedded["bpp"] > plain["bpp"]
     with warnings.catch_warnings():
         warnings.simplefilter("error", tiling.GuidanceMismatchWarning)
@@ -223,8 +223,8 @@ def test_wrong_model_weights_refused(tiny_model, tmp_path, monkeypatch):
     other.save_pretrained(tmp_path / "other_model")
     src = write_tif(tmp_path / "in.tif", rgb(64, 64))
     tiling.compress_raster(src, tmp_path / "a.magc", None, tiny_model, tile_size=64)
-    with pytest.raises(MAGCError, match="compressed with the model .*decompress with the model folder and rate that "
-                                        r"compressed it\.$"):
+    with pytest.raises(MAGCError, match="compressed at rate 'medium' by a model whose stream checksum begins .*"
+                                        r"decompress with the model folder and rate that compressed it\.$"):
         tiling.decompress_raster(tmp_path / "a.magc", tmp_path / "out.tif", None, str(tmp_path / "other_model"))
     assert not (tmp_path / "out.tif").exists()
     # a file from another plugin version: its shipped model may have been retrained since
@@ -259,7 +259,7 @@ def test_weights_refit_behind_the_same_stream_decode_with_a_warning(tiny_model, 
     with rasterio.open(tmp_path / "refit.tif") as a, rasterio.open(tmp_path / "same.tif") as b:
         assert a.shape == b.shape and (a.read() != b.read()).any()
     other_encoder = _refit_copy(tiny_model_dir, tmp_path / "encoder", "encoder.")
-    with pytest.raises(MAGCError, match="compressed with the model .*decompress with the model folder"):
+    with pytest.raises(MAGCError, match="compressed at rate .* reads other streams .*decompress with the model folder"):
         tiling.decompress_raster(tmp_path / "a.magc", tmp_path / "out.tif", None, str(other_encoder))
     assert not (tmp_path / "out.tif").exists()
 
@@ -295,6 +295,12 @@ class FullDisk:
     def __init__(self, inner, room):
         self.inner, self.room = inner, room
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.inner.close()
+
     def write(self, data):
         if len(data) > self.room:
             raise OSError(errno.ENOSPC, "No space left on device")
@@ -305,7 +311,7 @@ class FullDisk:
         return getattr(self.inner, name)
 
 
-@pytest.mark.parametrize("room", [100, 2000])  # full while writing the header, or the tiles
+@pytest.mark.parametrize("room", [20, 150])  # full while writing the header, or the tiles
 def test_disk_full_while_compressing_leaves_nothing(tiny_model, tmp_path, monkeypatch, room):
     src = write_tif(tmp_path / "in.tif", rgb(128, 128))
     real_fdopen = container.os.fdopen

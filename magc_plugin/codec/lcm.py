@@ -10,7 +10,8 @@ on a hyperprior (Balle et al. 2018)::
                                 v  |
                                 z --Q--> z_hat --h_s--> (latent means, latent scales)
 
-The map conditions both transforms. The y and z strings are the only bits.
+The map conditions both transforms. z then y, slice by slice, make one entropy-coded stream per tile, the
+only bits (entropy_coding.py: compressai's learned tables, constriction's ANS coder).
 
 Cross-machine determinism: the entropy parameters (h_s and the slice nets) are
 evaluated in float64 on the CPU and rounded to float32, so float noise between
@@ -21,18 +22,17 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from compressai.ans import BufferedRansEncoder, RansDecoder
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.models import CompressionModel
 
 from .classes import NUM_CLASSES
+from .entropy_coding import Decoder, Encoder, Tables
 from .errors import MAGCError
 from .layers import MapPyramid, ResBlock, SPADEResBlock, Up, conv_norm_act, down
 
 # 160 scales (5 % apart) rather than compressai's 64 (13 % apart): the coarser table costs about 2.7 %
 # more bits than the rate model estimates at 0.05 bpp, the finer one 1.5 %
 SCALES_MIN, SCALES_MAX, SCALES_LEVELS = 0.11, 256, 160
-RANS_FLUSH_BYTES = 8  # compressai's 64-bit rANS state, written at every flush
 
 
 def scale_table():
@@ -156,13 +156,6 @@ class LatentCompressionModule(CompressionModel):
         sigma = self._cpu64(self.cc_scale[i], torch.cat([latent_scales, *y_hat_slices], dim=1))
         return mu, sigma
 
-    @staticmethod
-    def _tables(entropy_model):
-        if entropy_model.quantized_cdf.numel() == 0:
-            raise MAGCError("The entropy model has no CDF tables: call update() after training before compressing.")
-        return (entropy_model.quantized_cdf.tolist(), entropy_model.cdf_length.reshape(-1).int().tolist(),
-                entropy_model.offset.reshape(-1).int().tolist())
-
     def _hyper_coding(self, z_shape):
         """CDF index and median of every hyper-latent element, as compressai's EntropyBottleneck codes them."""
         eb = self.entropy_bottleneck
@@ -185,51 +178,37 @@ class LatentCompressionModule(CompressionModel):
             raise MAGCError("LatentCompressionModule.compress_y codes one tile at a time (batch size 1).")
         z = self.h_a(y).cpu().float()
         y = y.cpu().float()
-        # One rANS stream, hyper-latent first: one flush and no length field per tile (12 bytes less)
-        eb = self.entropy_bottleneck
+        # One stream, hyper-latent first: no length field per tile
+        eb, gc = self.entropy_bottleneck, self.gaussian_conditional
+        encoder, z_tables, y_tables = Encoder(), Tables(eb), Tables(gc)
         z_indexes, z_medians = self._hyper_coding(z.shape)
-        z_symbols = eb.quantize(z, "symbols", z_medians)
-        z_hat = eb.dequantize(z_symbols, z_medians)
-        encoder = BufferedRansEncoder()
-        encoder.encode_with_indexes(z_symbols.reshape(-1).tolist(), z_indexes.reshape(-1).tolist(), *self._tables(eb))
+        z_symbols = encoder.add(z_tables, eb.quantize(z, "symbols", z_medians).numpy(), z_indexes.numpy())
+        z_hat = eb.dequantize(torch.from_numpy(z_symbols), z_medians)
         latent_means, latent_scales = self._cpu64(self.h_s, z_hat).chunk(2, dim=1)
-        gc = self.gaussian_conditional
-        symbols, indexes, y_hat_slices = [], [], []
+        y_hat_slices = []
         for i, y_slice in enumerate(y.chunk(self.num_slices, dim=1)):
             mu, sigma = self._slice_params(i, latent_means, latent_scales, y_hat_slices)
-            index = gc.build_indexes(sigma)
-            y_q = gc.quantize(y_slice, "symbols", mu)
-            symbols.extend(y_q.reshape(-1).tolist())
-            indexes.extend(index.reshape(-1).tolist())
-            y_hat_slices.append(y_q.float() + mu)
-        encoder.encode_with_indexes(symbols, indexes, *self._tables(gc))
-        return encoder.flush(), torch.cat(y_hat_slices, dim=1)
+            y_q = encoder.add(y_tables, gc.quantize(y_slice, "symbols", mu).numpy(), gc.build_indexes(sigma).numpy())
+            y_hat_slices.append(torch.from_numpy(y_q).float() + mu)
+        return encoder.payload(), torch.cat(y_hat_slices, dim=1)
 
     @torch.no_grad()
     def decompress_y(self, payload, y_size):
         """Payload -> y_hat (1, M, h, w) on the CPU, bit-identical to the encoder's."""
-        # a flushed rANS stream has at least its 8-byte final state; damage is caught by the container's CRCs
-        if len(payload) < RANS_FLUSH_BYTES:
-            raise MAGCError("The tile payload is truncated.")
-        eb = self.entropy_bottleneck
-        decoder = RansDecoder()
-        decoder.set_stream(bytes(payload))
+        eb, gc = self.entropy_bottleneck, self.gaussian_conditional
+        decoder, z_tables, y_tables = Decoder(bytes(payload)), Tables(eb), Tables(gc)
         z_shape = (1, eb.channels, max(1, y_size[0] // 2), max(1, y_size[1] // 2))
         z_indexes, z_medians = self._hyper_coding(z_shape)
-        z_symbols = decoder.decode_stream(z_indexes.reshape(-1).tolist(), *self._tables(eb))
-        z_hat = eb.dequantize(torch.tensor(z_symbols, dtype=torch.int32).reshape(z_shape), z_medians)
+        z_hat = eb.dequantize(torch.from_numpy(decoder.read(z_tables, z_indexes.numpy())), z_medians)
         latent_means, latent_scales = self._cpu64(self.h_s, z_hat).chunk(2, dim=1)
         if latent_means.shape[-2:] != tuple(y_size):
             raise MAGCError(f"Tile latent size {tuple(y_size)} does not match the hyperprior ({tuple(latent_means.shape[-2:])}).")
-        gc = self.gaussian_conditional
-        cdf, cdf_lengths, offsets = self._tables(gc)
         y_hat_slices = []
         for i in range(self.num_slices):
             mu, sigma = self._slice_params(i, latent_means, latent_scales, y_hat_slices)
-            index = gc.build_indexes(sigma)
-            values = decoder.decode_stream(index.reshape(-1).tolist(), cdf, cdf_lengths, offsets)
-            y_q = torch.tensor(values, dtype=torch.float32).reshape(mu.shape)
-            y_hat_slices.append(y_q + mu)
+            y_q = decoder.read(y_tables, gc.build_indexes(sigma).numpy())
+            y_hat_slices.append(torch.from_numpy(y_q).float() + mu)
+        decoder.finish()
         return torch.cat(y_hat_slices, dim=1)
 
     @torch.no_grad()

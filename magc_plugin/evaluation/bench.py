@@ -396,6 +396,25 @@ NOTES = [
 ]
 
 
+def container_overhead(identity, side=SIZE):
+    """The bytes a .magc file adds to its tile streams, for one tile of `side` pixels with an EPSG CRS (the
+    figures above count the tile streams alone)."""
+    import tempfile
+    from rasterio.crs import CRS
+    from ..container import MAGCReader, MAGCWriter, TileRecord, tile_grid
+    head = {"width": side, "height": side, "bands": [1, 2, 3], "dtype": "uint8", "stretch": [[0.0, 255.0]] * 3,
+            "tile_size": side, "tiles": list(tile_grid(side, side, side)), "embedded_guidance": False}
+    georef = {"crs_wkt": CRS.from_epsg(32651).to_wkt(), "transform": [0.3, 0.0, 617452.35, 0.0, -0.3, 1505228.1],
+              "nodata": [None] * 3}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "one.magc"
+        with MAGCWriter(path, head, georef, identity) as writer:
+            writer.add_tile(TileRecord.build(0, np.ones((side, side), bool), None, bytes(600)), bytes(2))
+            writer.commit()
+        with MAGCReader(path) as reader:
+            return reader.info()["container_bytes"]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m magc_plugin.evaluation.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -455,6 +474,7 @@ def run(args):
             "diffusion steps": args.steps, "decode seeds per sample (main MAGC rows)": args.seeds,
             "device / threads": f"{args.device} / {args.threads}",
             "segmentation net": "yes" if segnet is not None else "absent (mIoU not measured)",
+            "container bytes of a one-tile file (256 px, EPSG CRS)": container_overhead(identity),
             "peak RSS (MiB)": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "wall time (s)": round(time.time() - t0), "warnings": evaluator.warnings}
     write_report(out_dir, summary, targets, floor_table(bench.floors), plots, steps_plot, grid_plot, info)

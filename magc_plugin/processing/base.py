@@ -17,6 +17,7 @@ from qgis.PyQt.QtGui import QIcon
 from ..codec.classes import BUILDING, OTHER_LAND, ROAD, VEGETATION, WATER
 from ..codec.errors import MAGCError
 from ..plugin import plugin_file
+from ..termination import sigterm_unwinds
 
 REPOSITORY = "https://github.com/magc-qgis/magc_plugin"
 INSTALL_HINT = ("Install the plugin's Python dependencies into QGIS's Python: run 'python3 build.py setup' in the "
@@ -151,9 +152,10 @@ class MAGCAlgorithm(QgsProcessingAlgorithm):
     @contextmanager
     def core_errors(self, feedback):
         """Turn what the core raises into a QgsProcessingException that says what to do, and its warnings
-        (a guidance that differs from the encoder's, a version mismatch) into log warnings."""
+        (a guidance that differs from the encoder's, a version mismatch) into log warnings. A SIGTERM in
+        qgis_process removes the partial output before the process ends."""
         try:
-            with warnings.catch_warnings(record=True) as caught:
+            with warnings.catch_warnings(record=True) as caught, sigterm_unwinds(then_terminate=True):
                 warnings.simplefilter("always")
                 try:
                     yield

@@ -10,6 +10,7 @@ from qgis.core import (QgsProcessingException, QgsProcessingOutputFile, QgsProce
                        QgsProcessingParameterFile, QgsProcessingParameterFolderDestination,
                        QgsProcessingParameterNumber, QgsProcessingParameterString)
 
+from ..termination import terminating
 from .base import MAGCAlgorithm
 
 REPORT_NAME = "magc_batch_report.json"
@@ -59,7 +60,8 @@ class BatchAlgorithm(MAGCAlgorithm):
                     len(client.nthreads()), sum(client.nthreads().values())))
                 report = getattr(distributed, batch_name)([folder], output, guidance or None, model_path, client,
                                                           device=device, progress=self.progress(feedback),
-                                                          cancel=feedback.isCanceled, **options)
+                                                          cancel=lambda: feedback.isCanceled() or terminating(),
+                                                          **options)
         self.report_guidance(guidance, feedback)
         report_path = Path(output) / REPORT_NAME
         report_path.write_text(json.dumps(report, indent=2, default=str))

@@ -7,10 +7,12 @@ from .base import MAGCAlgorithm
 
 
 class DecoderParameters:
-    """Diffusion steps, seed and strict guidance: shared by Decompress raster and Batch decompress folder."""
+    """Diffusion steps, seed, strict guidance and damaged tiles: shared by Decompress raster and Batch decompress
+    folder."""
     STEPS = "STEPS"
     SEED = "SEED"
     STRICT_GUIDANCE = "STRICT_GUIDANCE"
+    SKIP_DAMAGED = "SKIP_DAMAGED"
 
     def add_decoder_parameters(self):
         self.add(QgsProcessingParameterNumber(self.STEPS, self.tr("Diffusion steps"),
@@ -24,12 +26,17 @@ class DecoderParameters:
                                                defaultValue=False),
                  self.tr("Fail instead of warning when the guidance map differs from the one used to compress."),
                  advanced=True)
+        self.add(QgsProcessingParameterBoolean(self.SKIP_DAMAGED, self.tr("Skip damaged tiles"), defaultValue=False),
+                 self.tr("Decode what can be: the tiles that are damaged in the file become nodata, with a warning "
+                         "each, instead of the whole file being refused."),
+                 advanced=True)
 
     def decoder_options(self, parameters, context):
         """The keyword arguments of tiling.decompress_raster that these parameters set."""
         return {"steps": self.parameterAsInt(parameters, self.STEPS, context),
                 "seed": self.parameterAsInt(parameters, self.SEED, context),
-                "strict_guidance": self.parameterAsBool(parameters, self.STRICT_GUIDANCE, context)}
+                "strict_guidance": self.parameterAsBool(parameters, self.STRICT_GUIDANCE, context),
+                "skip_damaged": self.parameterAsBool(parameters, self.SKIP_DAMAGED, context)}
 
 
 class DecompressRaster(DecoderParameters, MAGCAlgorithm):

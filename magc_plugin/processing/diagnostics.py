@@ -13,8 +13,8 @@ from qgis.core import (Qgis, QgsProcessingOutputString, QgsProcessingParameterFi
 from .. import __version__
 from .base import INSTALL_HINT, MAGCAlgorithm
 
-PACKAGES = ("torch", "torchvision", "compressai", "diffusers", "safetensors", "numpy", "rasterio", "lpips",
-            "pytorch-msssim")
+PACKAGES = ("torch", "torchvision", "compressai", "constriction", "diffusers", "safetensors", "numpy", "rasterio",
+            "lpips", "pytorch-msssim")
 
 
 def package_versions():
