@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .codec.errors import MAGCError
+from .outputs import give_ordinary_permissions
 
 SIGNATURE = b"\x89MGC\r\n\x1a\n"
 # 2.0: each tile's codec payload starts with its mean colour. 3.0: the compact binary header.
@@ -59,6 +60,7 @@ DEFAULT_STRETCH = [[0.0, 255.0]] * 3
 FLAG_EMBEDDED, FLAG_BANDS, FLAG_STRETCH, FLAG_ROTATED, FLAG_NODATA = 1, 2, 4, 8, 16
 CRS_SHIFT, CRS_MASK = 5, 0b11
 CRS_NONE, CRS_EPSG, CRS_WKT = 0, 1, 2
+NODATA_SHARED = 0x80  # in the nodata band mask: one value for every band it names
 KNOWN_FLAGS = FLAG_EMBEDDED | FLAG_BANDS | FLAG_STRETCH | FLAG_ROTATED | FLAG_NODATA | (CRS_MASK << CRS_SHIFT)
 
 # Numbers (transform, stretch): a tag byte, then either the leading bytes of the IEEE 754 double (tag = their
@@ -134,26 +136,42 @@ def version_text(version):
     return ".".join(str(v) for v in _version_bytes(version))
 
 
+def _crs(kind, value):
+    """A rasterio CRS from an EPSG code or WKT text, GDAL's messages kept off the console; Invalid if it fails."""
+    import rasterio
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+    try:
+        with rasterio.Env():  # routes GDAL's "ERROR 1: ..." to logging
+            return CRS.from_epsg(value) if kind == CRS_EPSG else CRS.from_wkt(value)
+    except CRSError as exc:
+        raise Invalid(f"its CRS does not parse ({exc})") from None
+
+
+def _epsg(crs):
+    """The EPSG code that names this very CRS, or None."""
+    import rasterio
+    with rasterio.Env():
+        code = crs.to_epsg(confidence_threshold=100)
+        return code if code and _crs(CRS_EPSG, code) == crs else None
+
+
 def _crs_field(crs_wkt):
     """(CRS kind, bytes): an EPSG code where it names this very CRS, else the WKT, compressed."""
     if not crs_wkt:
         return CRS_NONE, b""
-    from rasterio.crs import CRS
-    from rasterio.errors import CRSError
-    try:
-        crs = CRS.from_wkt(crs_wkt)
-    except CRSError as exc:
-        raise Invalid(f"its CRS does not parse ({exc})") from None
-    code = crs.to_epsg(confidence_threshold=100)
-    if code and CRS.from_epsg(code) == crs:
+    crs = _crs(CRS_WKT, crs_wkt)
+    code = _epsg(crs)
+    if code:
         return CRS_EPSG, _varint(code)
     wkt = zlib.compress(crs.to_wkt(version="WKT2_2019").encode("utf-8"), 9)
     return CRS_WKT, _varint(len(wkt)) + wkt
 
 
 def _nodata_field(nodata, dtype):
-    """(band bit mask, values in the data type itself): a value the type cannot hold is refused."""
-    mask, values = 0, b""
+    """(band bit mask, values in the data type itself, once where every band has the same): a value the type
+    cannot hold is refused."""
+    mask, values = 0, []
     big_endian = np.dtype(dtype).newbyteorder(">")
     for i, value in enumerate(nodata):
         if value is None:
@@ -167,8 +185,10 @@ def _nodata_field(nodata, dtype):
         _need(fits, f"its nodata value {value} does not fit its data type {dtype}: set a nodata value the "
               "type can hold (gdal_edit.py -a_nodata) and compress again")
         mask |= 1 << i
-        values += np.array(value).astype(big_endian).tobytes()
-    return bytes([mask]) + values
+        values.append(np.array(value).astype(big_endian).tobytes())
+    if len(values) > 1 and len(set(values)) == 1:
+        return bytes([mask | NODATA_SHARED]) + values[0]
+    return bytes([mask]) + b"".join(values)
 
 
 def encode_fields(head, georef, model):
@@ -251,19 +271,16 @@ def _dtype_range(dtype):
 def _parse_crs(cursor, kind):
     if kind == CRS_NONE:
         return None, None
-    from rasterio.crs import CRS
-    from rasterio.errors import CRSError
+    if kind == CRS_EPSG:
+        code = cursor.varint(1 << 31, "the EPSG code")
+        return _crs(CRS_EPSG, code).to_wkt(version="WKT2_2019"), f"EPSG:{code}"
+    _need(kind == CRS_WKT, "its CRS kind is unknown")
+    packed = cursor.raw(cursor.varint(cursor.rest(), "the CRS length"))
     try:
-        if kind == CRS_EPSG:
-            code = cursor.varint(1 << 31, "the EPSG code")
-            return CRS.from_epsg(code).to_wkt(version="WKT2_2019"), f"EPSG:{code}"
-        _need(kind == CRS_WKT, "its CRS kind is unknown")
-        packed = cursor.raw(cursor.varint(cursor.rest(), "the CRS length"))
         wkt = inflate_exactly(packed, None, "its CRS").decode("utf-8")
-        crs = CRS.from_wkt(wkt)
-    except (CRSError, UnicodeDecodeError) as exc:
-        raise Invalid(f"its CRS does not parse ({exc})") from None
-    code = crs.to_epsg(confidence_threshold=100)
+    except UnicodeDecodeError:
+        raise Invalid("its CRS is not UTF-8 text") from None
+    code = _epsg(_crs(CRS_WKT, wkt))
     return wkt, f"EPSG:{code}" if code else None
 
 
@@ -298,12 +315,16 @@ def parse_fields(data, minor):
     nodata = [None] * len(output_bands)
     if flags & FLAG_NODATA:
         mask = c.u8()
+        shared, mask = mask & NODATA_SHARED, mask & ~NODATA_SHARED
         _need(mask, "its nodata flag is set but no band has a nodata value")
         _need(mask < 1 << len(output_bands), f"its nodata band mask {mask:#04x} names bands it does not have")
         big_endian = np.dtype(dtype).newbyteorder(">")
+        value = None
         for i in range(len(output_bands)):
             if mask >> i & 1:
-                nodata[i] = float(np.frombuffer(c.raw(big_endian.itemsize), big_endian)[0])
+                if value is None or not shared:
+                    value = float(np.frombuffer(c.raw(big_endian.itemsize), big_endian)[0])
+                nodata[i] = value
     rate = c.raw(c.varint(MAX_RATE_NAME, "the rate name's length"))
     _need(rate.isascii() and rate.decode("ascii").isprintable() and rate, "the rate name is not printable text")
     version = ".".join(str(v) for v in c.raw(3))
@@ -479,6 +500,7 @@ class MAGCWriter:
         tmp = None
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
+            give_ordinary_permissions(fd)
             with os.fdopen(fd, "wb") as out:
                 self._write(out, header + CRC.pack(zlib.crc32(header)))
                 self.tiles.seek(0)

@@ -299,3 +299,33 @@ def test_a_file_cut_inside_its_signature(tmp_path):
     path.write_bytes(container.SIGNATURE[:5])
     with pytest.raises(MAGCError, match="truncated inside its signature"):
         MAGCReader(path)
+
+
+def test_a_crs_that_does_not_parse_is_refused_quietly(tmp_path, capfd):
+    """A crafted EPSG code or WKT: the reader's message, nothing from GDAL on the console."""
+    from rasterio.crs import CRS
+    path = tmp_path / "a.magc"
+    write_file(path, georef={**GEOREF, "crs_wkt": CRS.from_epsg(32651).to_wkt()})
+    fields, original = forge(path), path.read_bytes()
+    forge(path, fields.replace(container._varint(32651), container._varint(99999), 1))
+    with pytest.raises(MAGCError, match="its CRS does not parse"):
+        MAGCReader(path)
+    path.write_bytes(original)
+    packed = zlib.compress(b"PROJCS[nonsense")
+    wkt_fields = bytes([fields[0] ^ (3 << container.CRS_SHIFT)]) + fields[1:].replace(
+        container._varint(32651), container._varint(len(packed)) + packed, 1)  # CRS kind 1 -> 2
+    forge(path, wkt_fields)
+    with pytest.raises(MAGCError, match="its CRS does not parse"):
+        MAGCReader(path)
+    assert "ERROR" not in capfd.readouterr().err
+
+
+def test_the_file_gets_ordinary_permissions(tmp_path):
+    """Not mkstemp's 0600: what an ordinary write under the process's umask would give."""
+    import os
+    old = os.umask(0o027)
+    try:
+        write_file(tmp_path / "a.magc")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.magc").stat().st_mode & 0o777 == 0o640
