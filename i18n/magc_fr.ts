@@ -24,16 +24,16 @@
         <translation>Débit prédéfini</translation>
     </message>
     <message>
-        <source>The model's rate preset: lower rates give smaller files and more invented detail. 'default' is the model's default preset.</source>
-        <translation>Le débit prédéfini du modèle : un débit plus bas donne des fichiers plus petits et plus de détails inventés. « default » est le débit par défaut du modèle.</translation>
+        <source>The model's rate preset, by name or number: lower rates give smaller files and more invented detail. 'default' is the model's default preset.</source>
+        <translation>Le débit prédéfini du modèle, par son nom ou son numéro : un débit plus bas donne des fichiers plus petits et plus de détails inventés. « default » est le débit par défaut du modèle.</translation>
     </message>
     <message>
         <source>Tile size (pixels)</source>
         <translation>Taille des tuiles (pixels)</translation>
     </message>
     <message>
-        <source>Side of the tiles coded one at a time (a multiple of 64). Smaller tiles use less memory.</source>
-        <translation>Côté des tuiles codées une à une (multiple de 64). Des tuiles plus petites utilisent moins de mémoire.</translation>
+        <source>Side of the tiles coded one at a time (a multiple of 64). Smaller tiles use less memory. Default: the MAGC tile size in Processing &gt; Options.</source>
+        <translation>Côté des tuiles codées une à une (multiple de 64). Des tuiles plus petites utilisent moins de mémoire. Par défaut : la taille des tuiles MAGC des options de Traitement.</translation>
     </message>
     <message>
         <source>Embed the guidance map in the file</source>
@@ -238,12 +238,12 @@
         <translation>Débit prédéfini</translation>
     </message>
     <message>
-        <source>The model's rate preset: lower rates give smaller files and more invented detail. 'default' is the model's default preset.</source>
-        <translation>Le débit prédéfini du modèle : un débit plus bas donne des fichiers plus petits et plus de détails inventés. « default » est le débit par défaut du modèle.</translation>
+        <source>The model's rate preset, by name or number: lower rates give smaller files and more invented detail. 'default' is the model's default preset.</source>
+        <translation>Le débit prédéfini du modèle, par son nom ou son numéro : un débit plus bas donne des fichiers plus petits et plus de détails inventés. « default » est le débit par défaut du modèle.</translation>
     </message>
     <message>
-        <source>Side of the tiles coded one at a time (a multiple of 64). Smaller tiles use less memory.</source>
-        <translation>Côté des tuiles codées une à une (multiple de 64). Des tuiles plus petites utilisent moins de mémoire.</translation>
+        <source>Side of the tiles coded one at a time (a multiple of 64). Smaller tiles use less memory. Default: the MAGC tile size in Processing &gt; Options.</source>
+        <translation>Côté des tuiles codées une à une (multiple de 64). Des tuiles plus petites utilisent moins de mémoire. Par défaut : la taille des tuiles MAGC des options de Traitement.</translation>
     </message>
     <message>
         <source>Store the rasterized map in the file (it costs bits) so that it decodes without the vector layers.</source>
@@ -439,6 +439,10 @@
 <context>
     <name>Evaluate</name>
     <message>
+        <source>Downloading {} to {} (once)</source>
+        <translation>Téléchargement de {} vers {} (une seule fois)</translation>
+    </message>
+    <message>
         <source>Evaluate</source>
         <translation>Évaluer</translation>
     </message>
@@ -459,8 +463,8 @@
         <translation>Le fichier .magc, pour indiquer sa taille réelle en bits par pixel.</translation>
     </message>
     <message>
-        <source>Folder with the LPIPS/DISTS backbone weights (in its metrics/ subfolder). Empty: $MAGC_WEIGHTS_DIR or the project's shared weights; a metric without weights is left out, nothing is downloaded.</source>
-        <translation>Dossier des poids des réseaux LPIPS/DISTS (dans son sous-dossier metrics/). Vide : $MAGC_WEIGHTS_DIR ou les poids partagés du projet ; une mesure sans poids est omise, rien n'est téléchargé.</translation>
+        <source>Folder with the LPIPS/DISTS backbone weights (in its metrics/ subfolder). Empty: the metric weights folder of Processing &gt; Options, else torchvision's ImageNet weights in PyTorch's cache, downloaded there on first use (about 780 MB). A metric without weights is left out, with a warning.</source>
+        <translation>Dossier des poids des réseaux LPIPS/DISTS (dans son sous-dossier metrics/). Vide : le dossier des poids des mesures des options de Traitement, sinon les poids ImageNet de torchvision dans le cache de PyTorch, téléchargés là à la première utilisation (environ 780 Mo). Une mesure sans poids est omise, avec un avertissement.</translation>
     </message>
     <message>
         <source>The HTML report.</source>
@@ -526,6 +530,26 @@
 <context>
     <name>MAGCAlgorithm</name>
     <message>
+        <source>Default device</source>
+        <translation>Périphérique par défaut</translation>
+    </message>
+    <message>
+        <source>Default model folder (empty: the model shipped with the plugin)</source>
+        <translation>Dossier du modèle par défaut (vide : le modèle livré avec l'extension)</translation>
+    </message>
+    <message>
+        <source>Default tile size (pixels, a multiple of 64)</source>
+        <translation>Taille des tuiles par défaut (pixels, multiple de 64)</translation>
+    </message>
+    <message>
+        <source>Metric weights folder (empty: torchvision's cache, downloaded once)</source>
+        <translation>Dossier des poids des mesures (vide : le cache de torchvision, téléchargé une fois)</translation>
+    </message>
+    <message>
+        <source>Python of local Dask workers (empty: python3 on the PATH)</source>
+        <translation>Python des travailleurs Dask locaux (vide : le python3 du PATH)</translation>
+    </message>
+    <message>
         <source>Vector layers whose features are classified one by one from OpenStreetMap tags (building, highway, waterway, natural, landuse...) or the 'fclass' field of OSM exports. Features with no recognised tag are skipped. Give the same layers to Compress and Decompress.</source>
         <translation>Couches vecteur dont les entités sont classées une à une d'après les attributs OpenStreetMap (building, highway, waterway, natural, landuse...) ou le champ « fclass » des exports OSM. Les entités sans attribut reconnu sont ignorées. Donnez les mêmes couches à Compresser et à Décompresser.</translation>
     </message>
@@ -542,8 +566,8 @@
         <translation>Périphérique</translation>
     </message>
     <message>
-        <source>Where the networks run: 'auto' takes a CUDA GPU when PyTorch sees one, else the CPU.</source>
-        <translation>Où tournent les réseaux : « auto » prend un GPU CUDA si PyTorch en voit un, sinon le CPU.</translation>
+        <source>Where the networks run: 'auto' takes a CUDA GPU when PyTorch sees one, else the CPU. Give the name or the number. Default: the MAGC device in Processing &gt; Options.</source>
+        <translation>Où tournent les réseaux : « auto » prend un GPU CUDA si PyTorch en voit un, sinon le CPU. Donnez le nom ou le numéro. Par défaut : le périphérique MAGC des options de Traitement.</translation>
     </message>
     <message>
         <source>Guidance layers classified by OSM tags</source>
@@ -648,6 +672,38 @@
     <message>
         <source>Install the plugin's Python dependencies into QGIS's Python: run 'python3 build.py setup' in the plugin's source folder, or 'pip install -r requirements.txt' with QGIS's Python (see the README).</source>
         <translation>Installez les dépendances Python de l'extension dans le Python de QGIS : lancez « python3 build.py setup » dans le dossier source de l'extension, ou « pip install -r requirements.txt » avec le Python de QGIS (voir le README).</translation>
+    </message>
+    <message>
+        <source>Use the project's vector layers when no guidance is given</source>
+        <translation>Utiliser les couches vectorielles du projet quand aucun guidage n'est donné</translation>
+    </message>
+    <message>
+        <source>When no guidance layer and no class raster is given, the project's vector layers over the raster are the map: each classified by its features' OSM tags or 'fclass', else by its name (buildings, roads, water, forest, landuse...); the others are left out. The log lists them, and the dialog opens with them filled in. Off: no map unless one is given.</source>
+        <translation>Quand aucune couche de guidage ni aucun raster de classes n'est donné, les couches vectorielles du projet sur le raster forment la carte : chacune classée par les balises OSM ou le « fclass » de ses entités, sinon par son nom (buildings, roads, water, forest, landuse...) ; les autres sont écartées. Le journal les liste, et la boîte de dialogue s'ouvre avec elles déjà remplies. Désactivé : pas de carte sauf si une est donnée.</translation>
+    </message>
+    <message>
+        <source>No guidance given: the project's vector layers are the map (advanced parameter 'Use the project's vector layers when no guidance is given').</source>
+        <translation>Aucun guidage donné : les couches vectorielles du projet forment la carte (paramètre avancé « Utiliser les couches vectorielles du projet quand aucun guidage n'est donné »).</translation>
+    </message>
+    <message>
+        <source>Project layer '{}' left out: its features have no OSM tag or 'fclass' of a guidance class and its name names none (buildings, roads, water, forest, landuse...).</source>
+        <translation>Couche du projet « {} » écartée : ses entités n'ont ni balise OSM ni « fclass » d'une classe de guidage, et son nom n'en nomme aucune (buildings, roads, water, forest, landuse...).</translation>
+    </message>
+    <message>
+        <source>Project layer '{}' left out: none of its features touches the raster.</source>
+        <translation>Couche du projet « {} » écartée : aucune de ses entités ne touche le raster.</translation>
+    </message>
+    <message>
+        <source>by its features' OSM tags</source>
+        <translation>par les balises OSM de ses entités</translation>
+    </message>
+    <message>
+        <source>as '{}' (its name)</source>
+        <translation>comme « {} » (d'après son nom)</translation>
+    </message>
+    <message>
+        <source>Project layer '{}' used, classified {}: {} features.</source>
+        <translation>Couche du projet « {} » utilisée, classée {} : {} entités.</translation>
     </message>
 </context>
 <context>

@@ -23,6 +23,7 @@ Several rasters are processed at a time (FILES_IN_FLIGHT), each in its own drive
 thread; one that fails (unreadable, corrupt, wrong model) is reported and the others go
 on.
 """
+import json
 import os
 import shutil
 import sys
@@ -36,6 +37,7 @@ from . import tiling
 from .codec.errors import MAGCError
 
 CONNECT_TIMEOUT_S = 5
+WORKERS_START_TIMEOUT_S = 120  # local worker processes import PyTorch before they join
 POLL_S = 0.02               # how often a driver waiting on a result checks for it and for cancel
 FILES_IN_FLIGHT = 2         # rasters coded at a time; each holds a few tiles and one strip in the driver
 TASKS_PER_THREAD = 2        # tasks submitted ahead per worker thread, so no worker waits for the driver
@@ -122,9 +124,10 @@ class DaskEngine:
         return DaskRunner(self.client, ModelSpec(name, rate, device), self.resources)
 
 
-def connect(scheduler=None, workers=None, timeout=CONNECT_TIMEOUT_S):
+def connect(scheduler=None, workers=None, timeout=CONNECT_TIMEOUT_S, python=None):
     """A Dask client: to the scheduler at `scheduler` (``tcp://host:8786``), else to a new local cluster
     of `workers` processes (default: one per CPU core) of one thread each, on the loopback interface.
+    The local workers run `python` (default: this Python, or inside QGIS the python3 on the PATH).
 
     Use it as a context manager; closing the client closes a local cluster it started.
     """
@@ -136,18 +139,63 @@ def connect(scheduler=None, workers=None, timeout=CONNECT_TIMEOUT_S):
             raise MAGCError(f"No Dask scheduler answers at {scheduler} within {timeout} s ({exc}). Start one there "
                             f"('dask scheduler', then 'dask worker {scheduler}' on each machine), check the address "
                             "and the firewall, or give no address to use the CPU cores of this machine.") from exc
-    _python_for_worker_processes()
-    return Client(n_workers=int(workers or os.cpu_count() or 1), threads_per_worker=1, processes=True,
-                  host="127.0.0.1", dashboard_address=None)
+    workers = int(workers or os.cpu_count() or 1)
+    python = python or _python_for_workers()
+    if python is None:
+        return Client(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None)
+    client = _client_closing(_python_cluster(python, workers))
+    client.wait_for_workers(workers, timeout=WORKERS_START_TIMEOUT_S)
+    return client
 
 
-def _python_for_worker_processes():
-    """Worker processes start with sys.executable, which inside QGIS is the QGIS program: give them Python."""
-    import multiprocessing
-    if not Path(sys.executable).name.lower().startswith("python"):
-        python = shutil.which("python3") or shutil.which("python")
-        if python:
-            multiprocessing.set_executable(python)
+def _python_for_workers():
+    """None when this process is a Python (its worker processes start as usual), else the python3 on the PATH:
+    inside QGIS, sys.executable is the QGIS program, which cannot run a worker."""
+    if Path(sys.executable).name.lower().startswith("python"):
+        return None
+    python = shutil.which("python3") or shutil.which("python")
+    if python is None:
+        raise MAGCError("No Python found for the local Dask workers: set 'Python of local Dask workers' in "
+                        "Processing > Options > Providers > MAGC to a Python with PyTorch and MAGC's requirements.")
+    return python
+
+
+def _python_cluster(python, workers):
+    """A local cluster whose workers are `python -m dask spec` processes, one thread each: the executable goes
+    to these processes only (multiprocessing.set_executable would change it for all of QGIS)."""
+    import asyncio
+
+    from distributed import Scheduler, SpecCluster
+    from distributed.deploy.subprocess import SubprocessWorker
+
+    # The workers unpickle this package's functions: they import it from where this process does.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")) if p))
+
+    class PythonWorker(SubprocessWorker):
+        async def _start(self):
+            spec = json.dumps({"cls": self.worker_class, "opts": self.worker_kwargs})
+            self.process = await asyncio.create_subprocess_exec(python, "-m", "dask", "spec", self.scheduler,
+                                                                "--spec", spec, env=env)
+
+    worker = {"cls": PythonWorker, "options": {"worker_kwargs": {"nthreads": 1, "host": "127.0.0.1"}}}
+    return SpecCluster(scheduler={"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": False}},
+                       workers={i: worker for i in range(workers)}, name="MAGC local cluster")
+
+
+def _client_closing(cluster):
+    """A client that closes the cluster it was made for, as Client(n_workers=...) does."""
+    from distributed import Client
+
+    class ClusterClosingClient(Client):
+        def close(self, *args, **kwargs):
+            try:
+                return super().close(*args, **kwargs)
+            finally:
+                cluster.close()
+
+    return ClusterClosingClient(cluster)
 
 
 def find_rasters(inputs, suffixes=RASTER_SUFFIXES):

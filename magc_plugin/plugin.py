@@ -4,22 +4,11 @@ QGIS desktop calls ``initGui``; ``qgis_process`` calls only ``initProcessing``. 
 go through one guarded registration, because registering the provider id a second
 time makes QGIS delete the provider.
 """
-from pathlib import Path
-
 from qgis.core import QgsApplication
 from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QCoreApplication, QTranslator
 
-PLUGIN_DIR = Path(__file__).resolve().parent
-
-
-def plugin_file(*parts):
-    """Path of a plugin data file (resources/, i18n/): inside the deployed plugin, else at the repository root."""
-    for root in (PLUGIN_DIR, PLUGIN_DIR.parent):
-        path = root.joinpath(*parts)
-        if path.exists():
-            return path
-    return PLUGIN_DIR.joinpath(*parts)
+from .plugin_files import plugin_file
 
 
 def translation_file(locale):

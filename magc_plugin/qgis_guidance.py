@@ -9,16 +9,21 @@ Rasterize guidance tool can serve as the base under the vectors.
 
 :class:`LayerGuidance` is the ``guidance(transform, width, height, crs)`` callable the
 tiling core asks for, tile by tile; it reads only the features that touch the tile.
+
+When the user names no guidance, the project's vector layers are the map:
+:func:`project_layer_class` decides how each one is classified (its features' tags, else
+its name), the same way for the dialog's pre-filled values and for the run.
 """
 import json
 import re
 
 import numpy as np
 from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsCsException,
-                       QgsFeatureRequest, QgsRectangle, QgsWkbTypes)
+                       QgsFeatureRequest, QgsMapLayerType, QgsProviderRegistry, QgsRectangle,
+                       QgsVectorLayerFeatureSource, QgsWkbTypes)
 
-from .codec.classes import NOT_MAPPED, ROAD, WATER
-from .guidance import feature_class, rasterize_features
+from .codec.classes import BUILDING, NOT_MAPPED, OTHER_LAND, ROAD, VEGETATION, WATER
+from .guidance import class_from_attributes, feature_class, rasterize_features
 
 # Widest line buffer burnt by the core (a motorway): tiles read features this far outside.
 MAX_HALF_LINE_WIDTH_M = 12
@@ -26,6 +31,19 @@ METRES_PER_DEGREE = 111_320
 
 # The GDAL OSM driver keeps the tags it has no column for in an hstore string: "k"=>"v","k2"=>"v2".
 _OTHER_TAGS = re.compile(r'"((?:[^"\\]|\\.)*)"=>"((?:[^"\\]|\\.)*)"')
+
+# Words of a layer's name (or file, table name) that say the class of all its features; a plural 's' is dropped.
+NAME_CLASSES = {
+    BUILDING: {"building", "bldg", "footprint", "house", "roof", "structure"},
+    ROAD: {"road", "street", "highway", "motorway", "roadway", "path", "footway", "track", "carriageway"},
+    WATER: {"water", "waterway", "waterbody", "hydro", "hydrography", "river", "lake", "stream", "canal", "pond",
+            "reservoir", "coastline", "sea", "ocean"},
+    VEGETATION: {"vegetation", "forest", "wood", "woodland", "tree", "park", "grass", "grassland", "meadow",
+                 "scrub", "greenspace"},
+    OTHER_LAND: {"landuse", "bare", "sand", "construction", "industrial", "quarry"},
+}
+# Features read to decide whether a layer carries OSM tags or fclass (the first ones, wherever they are).
+TAG_SAMPLE = 100
 
 
 def to_qgs_crs(crs):
@@ -158,3 +176,84 @@ def read_class_raster(path, transform, width, height, crs):
         reproject(rasterio.band(src, 1), out, src_crs=src_crs, dst_transform=transform, dst_crs=dst_crs,
                   src_nodata=src.nodata, dst_nodata=NOT_MAPPED, resampling=Resampling.nearest)
     return out
+
+
+# -- the project's layers as the map, when the user names none ------------------------------------
+def class_from_name(*texts):
+    """The class that the first of `texts` saying one names (a layer's name, then its file or table name):
+    'buildings', 'gis_osm_roads_free_1', 'WaterBodies'... None when none does, or one text names several."""
+    for text in texts:
+        found = set()
+        for word in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+", str(text or "")):
+            word = word.lower()
+            forms = {word, word[:-1] if word.endswith("s") else word, word[:-3] + "y" if word.endswith("ies") else word}
+            found.update(class_id for class_id, words in NAME_CLASSES.items() if forms & words)
+        if found:
+            return found.pop() if len(found) == 1 else None
+    return None
+
+
+def layer_texts(layer):
+    """A layer's name, then the file, layer or table name of its data source: where its class may be named."""
+    parts = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source())
+    path = str(parts.get("path") or "").replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return [layer.name(), " ".join(str(parts.get(key) or "") for key in ("layerName", "table")), path]
+
+
+def has_class_tags(source):
+    """Whether any of the first features of a source carries OSM tags or an fclass of a guidance class."""
+    request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry).setLimit(TAG_SAMPLE)
+    return any(class_from_attributes(feature_properties(f))[0] is not None for f in source.getFeatures(request))
+
+
+def project_layer_class(source, texts):
+    """How a layer nobody chose is classified: ('tags', None) when its features carry OSM tags or fclass,
+    ('name', class) when `texts` (its name, its source) name a class, (None, None) when neither: left out."""
+    if has_class_tags(source):
+        return "tags", None
+    class_id = class_from_name(*texts)
+    return ("name", class_id) if class_id is not None else (None, None)
+
+
+def project_vector_layers(project):
+    """The valid vector layers with geometry of a project, in a fixed order (by name, then id)."""
+    layers = [layer for layer in project.mapLayers().values()
+              if layer.type() == QgsMapLayerType.VectorLayer and layer.isValid() and layer.isSpatial()]
+    return sorted(layers, key=lambda layer: (layer.name(), layer.id()))
+
+
+def features_over(source, extent, transform_context):
+    """How many features of a LayerSnapshot touch `extent` ((QgsRectangle, its CRS), grown by the widest line
+    buffer), or in all when it is None."""
+    if extent is None:
+        return source.feature_count
+    rect, crs = QgsRectangle(extent[0]), extent[1]
+    rect.grow(MAX_HALF_LINE_WIDTH_M / (METRES_PER_DEGREE if crs.isGeographic() else 1.0))
+    request = QgsFeatureRequest().setNoAttributes()
+    try:
+        if source.crs.isValid() and crs.isValid() and source.crs != crs:
+            rect = QgsCoordinateTransform(source.crs, crs, transform_context).transformBoundingBox(
+                rect, QgsCoordinateTransform.ReverseTransform)
+        request.setFilterRect(rect)
+    except QgsCsException:
+        pass  # the raster does not project into the layer's CRS: count everything
+    return sum(1 for _ in source.getFeatures(request))
+
+
+class LayerSnapshot:
+    """A vector layer read from the algorithm thread: a QgsVectorLayerFeatureSource made in the main thread (the
+    layer belongs to it), with the layer's name, CRS, feature count and the texts that may name its class."""
+
+    def __init__(self, layer):
+        self.name, self.crs, self.feature_count = layer.name(), layer.crs(), layer.featureCount()
+        self.texts = layer_texts(layer)
+        self.feature_source = QgsVectorLayerFeatureSource(layer)
+
+    def sourceName(self):  # noqa: N802 (the QgsFeatureSource names GuidanceSource calls)
+        return self.name
+
+    def sourceCrs(self):  # noqa: N802
+        return self.crs
+
+    def getFeatures(self, request):  # noqa: N802
+        return self.feature_source.getFeatures(request)

@@ -3,6 +3,7 @@
 # -- QGIS plugin and Processing tools (plugin shell) ------------------------------------------
 import importlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -137,3 +138,8 @@ def dask_client():
     from magc_plugin.distributed import connect
     with connect(workers=2) as client:
         yield client
+
+
+# -- no downloads (the Evaluate tool fetches torchvision's weights for users) --------------------
+# Set at import, so that the qgis_process runs of the tests inherit it too.
+os.environ["MAGC_OFFLINE"] = "1"

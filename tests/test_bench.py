@@ -1,5 +1,6 @@
 """The benchmark end to end on two tiny samples with a tiny random model, and its parts."""
 import csv
+import re
 
 import numpy as np
 import pytest
@@ -47,11 +48,12 @@ def test_bench_end_to_end(tmp_path, tiny_model_dir, monkeypatch):
     html = (out / "index.html").read_text()
     assert "rate_psnr.png" in html and "grid.png" in html and "Targets" in html
     assert "lpips_alex skipped" in html
+    assert re.search(r"container bytes of a one-tile file[^<]*</td><td>\d{2}<", html)  # about 60, not kB
 
 
 def test_spread_and_targets():
-    assert bench._spread(list(range(10)), 3) == [0, 3, 6]
-    assert bench._spread([1, 2], 5) == [1, 2]
+    assert bench.spread(list(range(10)), 3) == [0, 3, 6]
+    assert bench.spread([1, 2], 5) == [1, 2]
     summary = [
         {"codec": "magc", "rate": "low", "match": "", "steps": 20, "bpp": 0.05, "lpips_alex": 0.3, "lpips_vgg": 0.3,
          "dists": 0.2, "fid": 50.0, "miou_gt": 0.5, "miou_vs_original": 0.6},

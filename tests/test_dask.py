@@ -182,3 +182,19 @@ def test_model_must_be_a_folder_or_preset(client, tiny_model_dir, folder, tmp_pa
 def test_two_inputs_for_one_output_refused(tmp_path):
     with pytest.raises(MAGCError, match="would both be written to a.magc"):
         distributed.output_paths([tmp_path / "x" / "a.tif", tmp_path / "y" / "a.png"], tmp_path, ".magc")
+
+
+def test_local_workers_run_the_python_given(folder, in_process, tiny_model_dir, tmp_path, monkeypatch):
+    """Inside QGIS sys.executable is QGIS: the local workers run a Python of their own, given to them alone
+    (the process-wide multiprocessing executable is left as it is)."""
+    import multiprocessing.spawn
+    import sys
+    executable = multiprocessing.spawn.get_executable()
+    with distributed.connect(workers=1, python=sys.executable) as client:
+        assert list(client.run(lambda: sys.executable).values()) == [sys.executable]
+        distributed.batch_compress([folder / "c.tif"], tmp_path, stripes, str(tiny_model_dir), client,
+                                   tile_size=TILE, device="cpu")
+    assert (tmp_path / "c.magc").read_bytes() == (in_process / "c.magc").read_bytes()
+    assert multiprocessing.spawn.get_executable() == executable
+    monkeypatch.setattr(sys, "executable", "/usr/bin/qgis")
+    assert distributed._python_for_workers() and "python" in os.path.basename(distributed._python_for_workers())

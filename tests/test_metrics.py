@@ -152,7 +152,8 @@ def test_lpips_reference_figures():
     assert ev.compare(ref, load("ex_p1.png"))["lpips_alex"] == pytest.approx(0.138, abs=0.0015)
 
 
-def test_missing_weights_degrade_with_a_message(tmp_path):
+def test_missing_weights_degrade_with_a_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no torchvision weights cached either
     ev = Evaluator(weights_dir=tmp_path, fid=False)
     a = textured(64)
     with pytest.warns(UserWarning, match="not found"):
@@ -205,3 +206,43 @@ def test_evaluate_rasters_refuses_mismatched_grids(tmp_path):
     b = write_geotiff(tmp_path / "b.tif", textured(96))
     with pytest.raises(ValueError, match="differ in size"):
         evaluate_rasters(a, b)
+
+
+@needs_weights
+def test_backbone_lookup_order(monkeypatch, tmp_path):
+    """The weights folder first, then torchvision's file in torch.hub's cache; nothing downloads offline."""
+    import torch
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("MAGC_WEIGHTS_DIR", raising=False)
+    (tmp_path / "empty").mkdir()
+    url, cached = metrics.hub_checkpoint("alex")
+    assert cached == tmp_path / "torch" / "hub" / "checkpoints" / Path(url).name
+    with pytest.raises(metrics.WeightsMissing, match="downloads it there"):
+        metrics.find_backbone("alex", tmp_path / "empty", download=True)  # MAGC_OFFLINE (conftest)
+    assert metrics.backbones_to_download(tmp_path / "empty") == []
+    local = WEIGHTS / "metrics" / metrics.BACKBONE_FILES["alex"]
+    cached.parent.mkdir(parents=True)
+    cached.symlink_to(local)
+    assert metrics.find_backbone("alex", tmp_path / "empty") == cached
+    (tmp_path / "mine" / "metrics").mkdir(parents=True)
+    (tmp_path / "mine" / "metrics" / local.name).symlink_to(local)
+    assert metrics.find_backbone("alex", tmp_path / "mine") == tmp_path / "mine" / "metrics" / local.name
+    features = metrics._backbone("alex", str(tmp_path / "empty"))
+    assert torch.equal(features[0].weight, torch.load(local, weights_only=True)["0.weight"])
+
+
+@needs_weights
+def test_a_whole_torchvision_checkpoint_gives_its_features(monkeypatch, tmp_path):
+    """torchvision's cached files are whole models: the backbone is their `features.` part."""
+    import torch
+    import torchvision
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    model = torchvision.models.alexnet(weights=None)
+    model.features.load_state_dict(torch.load(WEIGHTS / "metrics" / metrics.BACKBONE_FILES["alex"],
+                                              weights_only=True))
+    _, cached = metrics.hub_checkpoint("alex")
+    cached.parent.mkdir(parents=True)
+    torch.save(model.state_dict(), cached)
+    (tmp_path / "empty").mkdir()
+    features = metrics._backbone("alex", str(tmp_path / "empty"))
+    assert torch.equal(features[0].weight, model.features[0].weight)

@@ -158,14 +158,18 @@ def test_compress_decompress_round_trip(magc_provider, tiling, tiny_model_dir, r
 
 
 class RecordingFeedback(QgsProcessingFeedback):
-    """Keeps the warnings a tool logs."""
+    """Keeps the warnings and the errors a tool logs, apart."""
 
     def __init__(self):
         super().__init__()
-        self.warnings = []
+        self.warnings, self.errors = [], []
+
+    def pushWarning(self, warning):  # noqa: N802 (QGIS's name)
+        self.warnings.append(warning)
+        super().pushWarning(warning)
 
     def reportError(self, error, fatalError=False):  # noqa: N802, N803 (QGIS's names)
-        self.warnings.append(error)
+        self.errors.append(error)
         super().reportError(error, fatalError)
 
 
@@ -189,6 +193,9 @@ def test_other_guidance_warns_or_stops(magc_provider, tiling, tiny_model_dir, ra
     with pytest.raises(QgsProcessingException, match="guidance differs"):
         run("magc:decompressraster", {**decode, "STRICT_GUIDANCE": True})
     feedback = RecordingFeedback()
+    run("magc:decompressraster", decode, feedback)
+    assert any("guidance differs" in w for w in feedback.warnings) and not feedback.errors
+    feedback = RecordingFeedback()  # again: a warning shows on every run, not once per session
     run("magc:decompressraster", decode, feedback)
     assert any("guidance differs" in w for w in feedback.warnings)
 
@@ -290,7 +297,7 @@ def test_batch_folder_round_trip_on_a_scheduler(magc_provider, tiling, tiny_mode
     packed = run("magc:batchcompressfolder", {"INPUT": str(tmp_path / "in"), "TILE_SIZE": 128,
                                               "OUTPUT": str(tmp_path / "magc"), **common}, feedback)
     assert (packed["SUCCEEDED"], packed["FAILED"]) == (2, 1)
-    assert any(w.startswith("broken.tif failed: Cannot read the raster") for w in feedback.warnings)
+    assert any(e.startswith("broken.tif failed: Cannot read the raster") for e in feedback.errors)
     report = json.loads(open(packed["REPORT"]).read())
     assert [f.get("error") is None for f in report["files"]] == [True, True, False]
     single = compress(tmp_path / "in" / "a.tif", tiny_model_dir, tmp_path / "single.magc",

@@ -100,3 +100,34 @@ def test_sigterm_removes_the_partial_output(qgis_process, tiny_model_dir, tmp_pa
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == -signal.SIGTERM
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.magc"]
+
+
+def test_enums_by_number_or_name(qgis_process, tiny_model_dir, raster_path, tmp_path):
+    """'qgis_process help' lists each enum option with its number: both the number and the name work."""
+    require_module("magc_plugin.tiling")
+    from magc_plugin.processing.compress import rate_options
+    rates = rate_options()
+    help_text = qgis_process.call("help", "magc:compressraster")
+    assert f"- 1: {rates[1]}" in help_text and "- 1: cpu" in help_text
+    common = {"INPUT": raster_path, "MODEL": tiny_model_dir, "TILE_SIZE": 128}
+    by_number = qgis_process.run("magc:compressraster", RATE=rates.index("medium"), DEVICE=1,  # the tiny model's
+                                 OUTPUT=tmp_path / "number.magc", **common)
+    log = qgis_process.call("run", "magc:compressraster", "--RATE=medium", "--DEVICE=cpu",
+                            f"--OUTPUT={tmp_path / 'name.magc'}", *(f"--{k}={v}" for k, v in common.items()))
+    assert (tmp_path / "number.magc").read_bytes() == (tmp_path / "name.magc").read_bytes()
+    assert by_number["BYTES"] == (tmp_path / "name.magc").stat().st_size
+    # No guidance is worth a warning, not an error: the tool succeeds.
+    assert "WARNING:\tNo guidance layer given" in log and "ERROR" not in log
+    with pytest.raises(RuntimeError, match="DEVICE"):
+        qgis_process.run("magc:compressraster", DEVICE=7, OUTPUT=tmp_path / "bad.magc", **common)
+
+
+def test_batch_on_local_workers(qgis_process, tiny_model_dir, raster_path, tmp_path):
+    """In qgis_process sys.executable is QGIS: the local Dask workers run python3, given to them alone."""
+    require_module("magc_plugin.tiling")
+    pytest.importorskip("distributed")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.tif").write_bytes(raster_path.read_bytes())
+    out = qgis_process.run("magc:batchcompressfolder", INPUT=tmp_path / "in", MODEL=tiny_model_dir, DEVICE="cpu",
+                           TILE_SIZE=128, WORKERS=1, OUTPUT=tmp_path / "out")
+    assert (out["SUCCEEDED"], out["FAILED"]) == (1, 0) and (tmp_path / "out" / "a.magc").stat().st_size > 0

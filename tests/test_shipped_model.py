@@ -7,7 +7,7 @@ plausible aerial image from noise or a broken decoder.
 import numpy as np
 import pytest
 
-from magc_plugin.training import data
+from magc_plugin import data
 
 TILES = 4
 

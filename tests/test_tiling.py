@@ -1,5 +1,6 @@
 """Whole-raster compress/decompress with a tiny random model: georeferencing, regions, bad inputs, seams."""
 import errno
+import os
 import random
 import warnings
 
@@ -380,6 +381,24 @@ def test_progress_reaches_one(tiny_model, tmp_path):
     assert seen[-1] == 1.0 and seen == sorted(seen)
 
 
+def test_decode_streams_row_by_row(tiny_model, tmp_path):
+    """Progress moves once the first row of windows' tiles are read, not after every tile's guidance."""
+    src = write_tif(tmp_path / "in.tif", rgb(256, 512))
+    tiling.compress_raster(src, tmp_path / "a.magc", stripes, tiny_model, tile_size=128)  # 2 x 4 tiles
+    calls, at_first = [], []
+
+    def counted(*args):
+        calls.append(args)
+        return stripes(*args)
+
+    def progress(fraction, message):
+        if fraction > 0 and not at_first:
+            at_first.append(len(calls))
+    tiling.decompress_raster(tmp_path / "a.magc", tmp_path / "out.tif", counted, tiny_model, steps=1,
+                             progress=progress)
+    assert at_first == [4] and len(calls) == 8  # rows 0 and 1 (the first windows' neighbours), then the rest
+
+
 def test_no_visible_seams(tiny_model, tmp_path):
     """On a real decode (diffusion steps), tile seams are no sharper than the texture inside tiles.
     (With the shipped model: python -m magc_plugin.benchmarks.seams, docs/bench/seams.md.)"""
@@ -494,3 +513,15 @@ def test_fuzzed_files_fail_cleanly_or_decode_correctly(tiny_model, tmp_path):
         out.unlink()
         outcomes["decoded"] += 1
     assert outcomes["error"] > 2300, outcomes
+
+
+def test_outputs_get_ordinary_permissions(tiny_model, tmp_path):
+    """The .magc file and the GeoTIFF appear by rename from temporary files, with what the umask gives, not 0600."""
+    src = write_tif(tmp_path / "in.tif", rgb(64, 64))
+    old = os.umask(0o022)
+    try:
+        tiling.compress_raster(src, tmp_path / "a.magc", None, tiny_model, tile_size=64)
+        tiling.decompress_raster(tmp_path / "a.magc", tmp_path / "out.tif", None, tiny_model, steps=0)
+    finally:
+        os.umask(old)
+    assert [(tmp_path / n).stat().st_mode & 0o777 for n in ("a.magc", "out.tif")] == [0o644, 0o644]

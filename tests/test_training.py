@@ -8,7 +8,8 @@ import torch
 
 from magc_plugin.codec.classes import BUILDING, NUM_CLASSES
 from magc_plugin.codec.model import MAGCModel, compact_config
-from magc_plugin.training import data, recipe
+from magc_plugin import data
+from magc_plugin.training import recipe
 from magc_plugin.training.recipe import RATES, Trainer
 
 from test_codec import TINY

@@ -45,7 +45,7 @@ def seam_gradients(image, tile, grid=GRID):
 
 def dubai_crops(side, count):
     """(name, image (H, W, 3), class raster) crops of the held-out Dubai tile 7, or nothing without the data."""
-    from magc_plugin.training.data import dubai_images, have_data
+    from magc_plugin.data import dubai_images, have_data
     if not have_data():
         return []
     crops = []

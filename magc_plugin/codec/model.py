@@ -26,7 +26,7 @@ from .errors import MAGCError
 from .folders import SHIPPED_MODELS, read_config, resolve_model_path, sha256_files, stream_sha256  # noqa: F401 (re-exported)
 from .lcm import LatentCompressionModule
 from .sampler import SCHEDULE, sample
-from .tile_colour import MEAN_COLOUR, mean_colour, recentre, split_payload
+from .tile_colour import MEAN_COLOUR, WHOLE, mean_colour, recentre, split_payload
 
 FORMAT = "magc-model"
 FORMAT_VERSION = 1
@@ -326,11 +326,23 @@ class MAGCModel(torch.nn.Module):
         x = self.autoencoder.decode(latent.to(self.device))
         return (x[0].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
 
-    def decompress_tile(self, payload, class_raster, steps=20, seed=0, callback=None):
-        latent = self.decode_latent(payload, class_raster)
+    def decode_window(self, y_hat, class_raster, colour, steps=20, noise=0, core=WHOLE, callback=None):
+        """The decoder: 8-bit pixels (H, W, 3) from y_hat (one tile's, or several tiles' side by side) and the
+        map under it, re-centred so that `core` (row and column slices: the tile) has the tile's mean `colour`.
+
+            y_hat --g_s(map)--> latent_tilde --diffusion(map, noise), `steps`--> latent --decoder--> pixels
+
+        noise: a seed or a callable(k, shape), as for sample(); callback(step, total) after each step."""
+        raster = check_class_raster(class_raster)
+        latent = self.synthesise(y_hat, raster)
         if steps > 0:  # steps 0: stage 1 alone, the LCM's reconstruction without diffusion
-            latent = self.sample(latent, class_raster, steps, seed, callback)
-        return recentre(self.latent_to_image(latent), split_payload(payload)[0])
+            latent = self.sample(latent, raster, steps, noise, callback)
+        return recentre(self.latent_to_image(latent), colour, core)
+
+    def decompress_tile(self, payload, class_raster, steps=20, seed=0, callback=None):
+        raster = check_class_raster(class_raster)
+        return self.decode_window(self.decode_y(payload, raster.shape), raster, split_payload(payload)[0], steps,
+                                  seed, callback=callback)
 
     @torch.no_grad()
     def estimate_bits(self, image, class_raster):

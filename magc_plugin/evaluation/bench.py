@@ -4,7 +4,7 @@
 
 Samples: 256x256 crops of Dubai tile_7 and tile_8 (full 6-class maps) and the
 Catanduanes OAM tiles (OSM buildings only), with their guidance class rasters, from
-``magc_plugin.training.data`` (the same loading and split as training). With
+``magc_plugin.data`` (the same loading and split as training). With
 ``--limit N`` about half the samples come from each source, evenly spread.
 
 Codecs, per sample:
@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data import heldout_samples, spread
 from . import baselines
 from .metrics import (LOWER_IS_BETTER, PER_IMAGE_METRICS, Evaluator, bits_per_pixel, format_value, frechet_distance,
                       html_page, html_table)
@@ -46,30 +47,6 @@ PLOT_METRICS = ("psnr", "ms_ssim", "lpips_alex", "lpips_vgg", "dists", "fid", "m
 LABELS = {"psnr": "PSNR (dB)", "ms_ssim": "MS-SSIM", "lpips_alex": "LPIPS-Alex", "lpips_vgg": "LPIPS-VGG",
           "dists": "DISTS", "fid": "FID (256x256 patches)", "miou_gt": "mIoU vs ground truth (Dubai)",
           "building_iou_gt": "building IoU vs building masks (OAM)", "miou_vs_original": "mIoU vs prediction on original"}
-
-
-# -- samples -------------------------------------------------------------------------
-
-def _spread(items, n):
-    """n items evenly spread over a list (all of them if n is None or large)."""
-    if n is None or n >= len(items):
-        return list(items)
-    return [items[int(i * len(items) / n)] for i in range(n)]
-
-
-def heldout_samples(limit=None):
-    """[(name, image u8 256x256x3, class raster)] of the held-out split; about half from each source."""
-    from ..training import data
-    if not data.have_data():
-        raise FileNotFoundError(f"The held-out data are not at {data.data_root()}: set MAGC_DATA_DIR or put "
-                                f"../shared/data beside the repository.")
-    dubai, oam = [], []
-    for name, image, classes in data.samples("heldout", size=SIZE, stride=SIZE):
-        (dubai if name.startswith("dubai") else oam).append((name, image, classes))
-    n_oam = None if limit is None else min(len(oam), limit // 2)
-    n_dubai = None if limit is None else limit - n_oam
-    return [(n, np.ascontiguousarray(i), np.ascontiguousarray(c))
-            for n, i, c in _spread(dubai, n_dubai) + _spread(oam, n_oam)]
 
 
 # -- codecs ----------------------------------------------------------------------------
@@ -451,8 +428,8 @@ def run(args):
     codecs = [c for c in args.codecs.split(",") if c]
     evaluator = Evaluator(args.weights_dir, metrics=[m for m in args.metrics.split(",") if m], fid=not args.no_fid)
     segnet = load_segnet(args.segnet)
-    grid_names = [s[0] for s in _spread([s for s in samples if s[0].startswith("dubai")], (args.grid + 1) // 2)]
-    grid_names += [s[0] for s in _spread([s for s in samples if s[0].startswith("oam")], args.grid // 2)]
+    grid_names = [s[0] for s in spread([s for s in samples if s[0].startswith("dubai")], (args.grid + 1) // 2)]
+    grid_names += [s[0] for s in spread([s for s in samples if s[0].startswith("oam")], args.grid // 2)]
     default_rate = config.get("default_rate", next(iter(models)))
     bench = Bench(models, default_rate, args.steps, args.seeds, [int(s) for s in args.step_curve.split(",") if s],
                   codecs, evaluator, segnet, grid_names)

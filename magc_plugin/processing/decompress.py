@@ -74,7 +74,10 @@ class DecompressRaster(DecoderParameters, MAGCAlgorithm):
         options = self.decoder_options(parameters, context)
         model_path, device = self.model_and_device(parameters, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        guidance = self.guidance(parameters, context, feedback)
+        extent, embeds_map = self.file_header(src)
+        if embeds_map:
+            self.project_layers = []  # no project layer knows the encoder's map better than the file itself
+        guidance = self.guidance(parameters, context, feedback, extent)
         if not guidance:
             feedback.pushInfo(self.tr("No guidance layer given: the map embedded in the file is used, if any."))
         with self.core_errors(feedback):
@@ -87,6 +90,23 @@ class DecompressRaster(DecoderParameters, MAGCAlgorithm):
         feedback.pushInfo(self.tr("Wrote {}: {} pixels in {} tiles, {:.1f} s").format(
             output, report.get("pixels"), report.get("tiles"), report.get("seconds", 0.0)))
         return {self.OUTPUT: output, **{key: report.get(key.lower()) for key in self.REPORT_KEYS}}
+
+    @staticmethod
+    def file_header(path):
+        """((QgsRectangle, CRS) of the raster in a .magc file, whether the file embeds its guidance map); (None,
+        False) when its header cannot be read (the decoder then says why)."""
+        from qgis.core import QgsRectangle
+        from ..codec.errors import MAGCError
+        from ..qgis_guidance import to_qgs_crs
+        try:
+            from ..container import MAGCReader
+            from ..tiling import raster_info
+            info = raster_info(path)
+            with MAGCReader(path) as reader:
+                embeds_map = reader.head["embedded_guidance"]
+        except (ImportError, MAGCError, OSError):
+            return None, False
+        return (QgsRectangle(*info["bounds"]), to_qgs_crs(info["crs"])), embeds_map
 
     def extent_in_file_crs(self, parameters, context, path):
         """The EXTENT parameter as (xmin, ymin, xmax, ymax) in the CRS of the .magc file, or None."""

@@ -4,6 +4,7 @@ import math
 from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber, QgsProcessingParameterFile,
                        QgsProcessingParameterFileDestination, QgsProcessingParameterRasterLayer)
 
+from . import settings
 from .base import MAGCAlgorithm, raster_path, tr
 
 # Output key -> (key in magc_plugin.evaluation.metrics.evaluate_rasters' result, label).
@@ -52,9 +53,10 @@ class Evaluate(MAGCAlgorithm):
                  self.tr("The .magc file, to report its real size in bits per pixel."))
         self.add(QgsProcessingParameterFile(self.WEIGHTS, self.tr("Metric weights folder"),
                                             QgsProcessingParameterFile.Folder, optional=True),
-                 self.tr("Folder with the LPIPS/DISTS backbone weights (in its metrics/ subfolder). Empty: "
-                         "$MAGC_WEIGHTS_DIR or the project's shared weights; a metric without weights is left "
-                         "out, nothing is downloaded."), advanced=True)
+                 self.tr("Folder with the LPIPS/DISTS backbone weights (in its metrics/ subfolder). Empty: the "
+                         "metric weights folder of Processing > Options, else torchvision's ImageNet weights in "
+                         "PyTorch's cache, downloaded there on first use (about 780 MB). A metric without weights "
+                         "is left out, with a warning."), advanced=True)
         self.add(QgsProcessingParameterFileDestination(self.OUTPUT_HTML, self.tr("Report"),
                                                        self.tr("HTML files (*.html)")),
                  self.tr("The HTML report."))
@@ -65,7 +67,8 @@ class Evaluate(MAGCAlgorithm):
         original = raster_path(self.parameterAsRasterLayer(parameters, self.ORIGINAL, context))
         decoded = raster_path(self.parameterAsRasterLayer(parameters, self.DECODED, context))
         magc = self.parameterAsFile(parameters, self.MAGC_FILE, context) or None
-        weights = self.parameterAsFile(parameters, self.WEIGHTS, context) or None
+        weights = (self.parameterAsFile(parameters, self.WEIGHTS, context) or settings.value(settings.WEIGHTS_FOLDER)
+                   or None)
         output = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
 
         def progress(done, total):
@@ -74,14 +77,15 @@ class Evaluate(MAGCAlgorithm):
                 raise QgsProcessingException(tr("Canceled."))
 
         with self.core_errors(feedback):
-            from ..evaluation.metrics import evaluate_rasters, write_html_report
+            from ..evaluation.metrics import backbones_to_download, evaluate_rasters, write_html_report
+            for url, path in backbones_to_download(weights):
+                feedback.pushInfo(self.tr("Downloading {} to {} (once)").format(url, path))
             feedback.setProgressText(self.tr("Computing the metrics"))
-            figures = evaluate_rasters(original, decoded, magc_path=magc, weights_dir=weights, progress=progress)
+            figures = evaluate_rasters(original, decoded, magc_path=magc, weights_dir=weights, progress=progress,
+                                       download=True)
             write_html_report({"original": original, "decoded": decoded, "compressed file": magc or "-",
                                **figures}, output)
         results = {key: finite_or_none(figures.get(name)) for key, (name, _) in METRICS.items()}
         for key, value in results.items():
             feedback.pushInfo(f"{METRICS[key][1]}: {'n/a' if value is None else f'{value:.4f}'}")
-        for warning in figures.get("warnings", []):
-            feedback.reportError(str(warning), fatalError=False)
         return {self.OUTPUT_HTML: output, **results}

@@ -108,7 +108,7 @@ class RasterizeGuidance(MAGCAlgorithm):
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         grid_path = raster_path(layer)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        guidance = self.guidance(parameters, context, feedback)
+        guidance = self.guidance(parameters, context, feedback, (layer.extent(), layer.crs()))
         with self.core_errors(feedback):
             from affine import Affine
             from osgeo import gdal

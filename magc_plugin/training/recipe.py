@@ -40,16 +40,14 @@ from ..codec.classes import to_one_hot
 from ..codec.lcm import LatentCompressionModule
 from ..codec.model import MAGCModel, compact_config, load_lcm, sampling_start
 from ..codec.sampler import sample, training_scheduler
-from . import data
+from .. import data
 
 # preset -> target bpp. A fixed lambda lands at a rate that depends on the schedule's length
 # (the paper's lambdas assume ~100k steps), so lambda is steered to the target during training.
 RATES = {
-    # lands at about 0.02 on held-out tiles (smoother than the training crops), the low end of the method's range;
-    # aimed at 0.02 it landed at 0.010, where its DISTS only tied AVIF's at AVIF's 0.13-bpp floor
+    # targets are on training crops: the smoother held-out tiles code at less (low: about 0.02 bpp there)
     "low": 0.03,
     "medium": 0.045,
-    # 0.1 on training crops landed at 0.13-0.15 on held-out tiles, above the method's range
     "high": 0.07,
 }
 LAMBDA_START, LAMBDA_WARMUP, LAMBDA_GAIN = 8.0, 100, 0.02
@@ -66,17 +64,11 @@ SHARED_WEIGHTS = data.REPO.parent / "shared" / "weights"
 # like the default 20 at half the cost) and the crops; a fixed bank, re-drawn when its basis changes. The sampler
 # starts where the model's does (compact_config's sampling start).
 DECODER_BANK, DECODER_BANK_STEPS, DECODER_BATCH = 1200, 10, 8
-# L1 alone, where the latents leave detail uncertain, flattens it: fitted with L1 + LPIPS, the decoder drew
-# lower-contrast roofs that the segmentation net no longer saw as buildings. Matching each 16-pixel
-# cell's standard deviation keeps the contrast.
+# L1 flattens the detail the latents leave uncertain: matching each 16-pixel cell's standard deviation keeps contrast.
 CONTRAST_WEIGHT, CONTRAST_CELL = 2.0, 16
-# LPIPS-VGG alone taught the decoder to draw the latent grid (a lattice of 8-pixel crosses; lattice index of
-# 20-step decodes 0.05 -> 0.19, originals 0.06): the crop's grid profile is matched too.
+# LPIPS-VGG alone teaches the decoder to draw the 8-pixel latent grid: the crop's grid profile is matched too.
 GRID_WEIGHT = 1.0
-# DISTS in LPIPS-VGG's place gained DISTS (held-out medium 0.258 -> 0.248) but lost LPIPS-Alex (0.394 -> 0.420),
-# PSNR and drew busier texture. Beside it at weight 1: held-out DISTS -0.012, LPIPS-Alex +0.003 to +0.006, PSNR
-# +0.1 dB (bench: segmentation agreement with the original -0.04 to -0.06 mIoU); weight 2 added only -0.001 to
-# -0.003 DISTS for +0.005 LPIPS-Alex; 400 more steps at weight 1 lost on all (low DISTS 0.250 -> 0.255, -0.35 dB).
+# DISTS beside LPIPS-VGG (not in its place) gains DISTS for little LPIPS-Alex; the weights tried: MODEL_CARD History.
 DISTS_WEIGHT = 1.0
 
 
@@ -466,8 +458,7 @@ class Trainer:
             a = alphas[t].view(-1, 1, 1, 1)
             x_t = a.sqrt() * latent + (1 - a).sqrt() * noise
             target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(latent, noise, t)
-            # A perceptual term (LPIPS-VGG + DISTS of the decoded one-step x0 prediction, weight 0.2 or 1, 450 steps
-            # from the shipped denoiser) lost 0.4 / 1.0 dB of PSNR for no DISTS (bench low 0.2592 -> 0.2585 / 0.2618).
+            # MSE alone: a perceptual term on the decoded x0 prediction cost PSNR for no DISTS (MODEL_CARD History).
             loss = F.mse_loss(den(x_t, t, latent_tilde, one_hot), target)
             opt.zero_grad()
             loss.backward()

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from ..codec.classes import colourize
 from ..codec.model import MAGCModel
-from . import data
+from .. import data
 
 METRICS = ("psnr", "ms_ssim", "lpips_alex", "dists")
 

@@ -1,4 +1,5 @@
-"""Training and held-out samples from ../shared/data, with their guidance class rasters.
+"""Training and held-out samples from ../shared/data, with their guidance class rasters (for training/ and
+evaluation/ alike).
 
 Split, fixed by region so no held-out pixel is ever seen in training:
 
@@ -17,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..codec.classes import BUILDING, NOT_MAPPED, OTHER_LAND, ROAD, VEGETATION, WATER
-from ..guidance import rasterize_features, read_vector_features
+from .codec.classes import BUILDING, NOT_MAPPED, OTHER_LAND, ROAD, VEGETATION, WATER
+from .guidance import rasterize_features, read_vector_features
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 # How the class maps are made; a latent cache holding maps of another version has them made again.
 # 2: OAM tiles' footprints burnt as buildings (version 1 burnt none: they carry no building tag).
 MAPS_VERSION = 2
@@ -117,3 +118,24 @@ def samples(split, size=256, stride=256):
     for name, image, classes in oam_tiles(spec["oam"]):
         for _, img, cls in crops(image, classes, size, size):
             yield name, img, cls
+
+
+def spread(items, n):
+    """n items evenly spread over a list (all of them if n is None or large)."""
+    if n is None or n >= len(items):
+        return list(items)
+    return [items[int(i * len(items) / n)] for i in range(n)]
+
+
+def heldout_samples(limit=None, size=256):
+    """[(name, image u8 size x size x 3, class raster)] of the held-out split; about half from each source."""
+    if not have_data():
+        raise FileNotFoundError(f"The held-out data are not at {data_root()}: set MAGC_DATA_DIR or put "
+                                f"../shared/data beside the repository.")
+    dubai, oam = [], []
+    for name, image, classes in samples("heldout", size=size, stride=size):
+        (dubai if name.startswith("dubai") else oam).append((name, image, classes))
+    n_oam = None if limit is None else min(len(oam), limit // 2)
+    n_dubai = None if limit is None else limit - n_oam
+    return [(n, np.ascontiguousarray(i), np.ascontiguousarray(c))
+            for n, i, c in spread(dubai, n_dubai) + spread(oam, n_oam)]
