@@ -218,6 +218,26 @@
 <context>
     <name>CompressRaster</name>
     <message>
+        <source>Stretch range (min, max)</source>
+        <translation>Plage d'étirement (min, max)</translation>
+    </message>
+    <message>
+        <source>Source values mapped to 0..255 in every band, as 'min, max' (for a 16-bit or float raster). Empty: 8-bit rasters as they are, others from each band's 2 % and 98 % percentiles. The log gives the range used; values outside it are clipped.</source>
+        <translation>Valeurs source ramenées à 0..255 dans chaque bande, sous la forme « min, max » (pour un raster 16 bits ou flottant). Vide : les rasters 8 bits tels quels, les autres d'après les centiles 2 % et 98 % de chaque bande. Le journal indique la plage utilisée ; les valeurs hors de cette plage sont écrêtées.</translation>
+    </message>
+    <message>
+        <source>The stretch range '{}' is not two numbers: give 'min, max', such as '0, 4000', or leave it empty.</source>
+        <translation>La plage d'étirement « {} » n'est pas deux nombres : donnez « min, max », par exemple « 0, 4000 », ou laissez-la vide.</translation>
+    </message>
+    <message>
+        <source>8-bit source: its values are coded as they are.</source>
+        <translation>Source 8 bits : ses valeurs sont codées telles quelles.</translation>
+    </message>
+    <message>
+        <source>{} source stretched to 0..255 from {} (red, green, blue); values outside are clipped, and decoded values lie within these ranges.</source>
+        <translation>Source {} étirée vers 0..255 depuis {} (rouge, vert, bleu) ; les valeurs hors plage sont écrêtées, et les valeurs décodées restent dans ces plages.</translation>
+    </message>
+    <message>
         <source>Compress raster</source>
         <translation>Compresser un raster</translation>
     </message>

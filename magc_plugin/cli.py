@@ -143,7 +143,7 @@ def cmd_compress(args):
     from . import tiling
     guidance = guidance_from_args(args)
     report = tiling.compress_raster(args.input, args.output, guidance, args.model, bands=args.bands,
-                                    tile_size=args.tile_size, embed_guidance=args.embed_guidance,
+                                    stretch=args.stretch, tile_size=args.tile_size, embed_guidance=args.embed_guidance,
                                     rate=None if args.rate == "default" else args.rate, device=args.device,
                                     progress=progress_printer(args.quiet))
     report_guidance(guidance)
@@ -281,6 +281,9 @@ def build_parser():
     model_options(p)
     encoder_options(p)
     p.add_argument("--bands", type=int, nargs="+", help="source bands coded as red green blue (one band: grey)")
+    p.add_argument("--stretch", type=float, nargs=2, metavar=("MIN", "MAX"),
+                   help="source values mapped to 0..255 in every band (default: 8-bit as is, others from each band's "
+                        "2%%-98%% percentiles; the report gives the range used)")
     p.set_defaults(run=cmd_compress)
 
     p = sub.add_parser("decompress", help=".magc + the same vector map -> GeoTIFF")

@@ -5,6 +5,7 @@ read one window with its validity mask. Writing: a GeoTIFF like the source, writ
 window into a temporary file that is renamed only on commit, so a failure or a cancel leaves
 nothing behind.
 """
+import math
 import os
 import tempfile
 import warnings
@@ -68,12 +69,21 @@ def choose_bands(src, bands=None):
     return bands
 
 
-def compute_stretch(src, bands):
+def compute_stretch(src, bands, given=None):
     """Per coded band (lo, hi) mapping source values to 0..255.
 
-    8-bit sources keep their values (0, 255); others use the 2%-98% percentiles of the
-    valid pixels of a decimated read (at most OVERVIEW_SIDE pixels a side).
+    given: one (lo, hi) for every band, chosen by the user. Else 8-bit sources keep their values
+    (0, 255) and others use the 2%-98% percentiles of the valid pixels of a decimated read (at
+    most OVERVIEW_SIDE pixels a side).
     """
+    if given is not None:
+        lo, hi = (float(v) for v in given)
+        top = _type_max(src.dtypes[0])
+        bottom = float(np.iinfo(src.dtypes[0]).min) if np.issubdtype(np.dtype(src.dtypes[0]), np.integer) else -top
+        if not (bottom <= lo < hi <= top and math.isfinite(hi - lo)):
+            raise MAGCError(f"The stretch range [{lo:g}, {hi:g}] must be two values with min < max within the "
+                            f"raster's data type ({src.dtypes[0]}: {bottom:g} to {top:g}).")
+        return [[lo, hi]] * 3
     if src.dtypes[0] == "uint8":
         return [[0.0, 255.0]] * 3
     from rasterio.enums import Resampling

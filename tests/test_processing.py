@@ -381,3 +381,36 @@ def test_osm_other_tags_and_fixed_classes():
     assert feature_class(props) == (BUILDING, None)
     assert feature_class({}, fixed_class=ROAD) == (ROAD, DEFAULT_ROAD_WIDTH_M)
     assert feature_class({"name": "x"}) == (None, None)
+
+
+class InfoFeedback(RecordingFeedback):
+    def __init__(self):
+        super().__init__()
+        self.infos = []
+
+    def pushInfo(self, info):  # noqa: N802 (QGIS's name)
+        self.infos.append(info)
+        super().pushInfo(info)
+
+
+def test_compress_says_and_takes_the_stretch_of_a_16_bit_raster(magc_provider, tiling, tiny_model_dir, tmp_path):
+    import rasterio
+    from rasterio.transform import from_origin
+    data = (np.random.default_rng(0).integers(0, 100, (3, 64, 64)) * 40 + 1000).astype(np.uint16)
+    src = tmp_path / "u16.tif"
+    with rasterio.open(src, "w", driver="GTiff", width=64, height=64, count=3, dtype="uint16", crs=RASTER_CRS,
+                       transform=from_origin(500000, 9300000, 1, 1)) as dst:
+        dst.write(data)
+    base = {"INPUT": str(src), "MODEL": str(tiny_model_dir), "TILE_SIZE": 64, "USE_PROJECT_LAYERS": False}
+    for stretch, said in (("", "uint16 source stretched to 0..255 from [1"), ("1000, 5000", "from [1000, 5000]")):
+        feedback = InfoFeedback()
+        out = run("magc:compressraster", {**base, "STRETCH": stretch, "OUTPUT": str(tmp_path / "a.magc")}, feedback)
+        assert any(said in line for line in feedback.infos), feedback.infos
+    from magc_plugin.container import MAGCReader
+    with MAGCReader(out["OUTPUT"]) as reader:
+        assert reader.head["stretch"] == [[1000.0, 5000.0]] * 3
+    with pytest.raises(QgsProcessingException, match="not two numbers"):
+        run("magc:compressraster", {**base, "STRETCH": "a lot", "OUTPUT": str(tmp_path / "b.magc")})
+    with pytest.raises(QgsProcessingException, match=r"min < max within the raster's data type \(uint16"):
+        run("magc:compressraster", {**base, "STRETCH": "-5, 100", "OUTPUT": str(tmp_path / "b.magc")})
+    assert not (tmp_path / "b.magc").exists()

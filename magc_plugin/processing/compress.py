@@ -1,7 +1,7 @@
 """Compress raster: an image raster and its vector map -> a .magc file."""
-from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterBand, QgsProcessingParameterBoolean,
-                       QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterLayer)
+from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber, QgsProcessingParameterBand,
+                       QgsProcessingParameterBoolean, QgsProcessingParameterFileDestination,
+                       QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer, QgsProcessingParameterString)
 
 from . import settings
 from .base import EnumParameter, MAGCAlgorithm, raster_path
@@ -52,6 +52,7 @@ class EncoderParameters:
 class CompressRaster(EncoderParameters, MAGCAlgorithm):
     INPUT = "INPUT"
     BANDS = "BANDS"
+    STRETCH = "STRETCH"
     OUTPUT = "OUTPUT"
     REPORT_KEYS = ("BYTES", "BPP", "PIXELS", "TILES", "SECONDS")
 
@@ -74,6 +75,11 @@ class CompressRaster(EncoderParameters, MAGCAlgorithm):
                                             parentLayerParameterName=self.INPUT, optional=True, allowMultiple=True),
                  self.tr("Three bands to code as red, green and blue. Empty: bands 1, 2, 3 (one band: grey)."),
                  advanced=True)
+        self.add(QgsProcessingParameterString(self.STRETCH, self.tr("Stretch range (min, max)"), optional=True),
+                 self.tr("Source values mapped to 0..255 in every band, as 'min, max' (for a 16-bit or float "
+                         "raster). Empty: 8-bit rasters as they are, others from each band's 2 % and 98 % "
+                         "percentiles. The log gives the range used; values outside it are clipped."),
+                 advanced=True)
         self.add_guidance_parameters()
         self.add_encoder_parameters()
         self.add_model_parameters()
@@ -88,6 +94,7 @@ class CompressRaster(EncoderParameters, MAGCAlgorithm):
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         src = raster_path(layer)
         bands = self.parameterAsInts(parameters, self.BANDS, context) or None
+        stretch = self.stretch_range(self.parameterAsString(parameters, self.STRETCH, context))
         options = self.encoder_options(parameters, context)
         model_path, device = self.model_and_device(parameters, context)
         output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
@@ -99,9 +106,30 @@ class CompressRaster(EncoderParameters, MAGCAlgorithm):
             model_path, options["rate"] or "default", device))
         with self.core_errors(feedback):
             from .. import tiling
-            report = tiling.compress_raster(src, output, guidance, model_path, bands=bands, device=device,
+            report = tiling.compress_raster(src, output, guidance, model_path, bands=bands, stretch=stretch,
+                                            device=device,
                                             progress=self.progress(feedback), cancel=feedback.isCanceled, **options)
         self.report_guidance(guidance, feedback)
+        feedback.pushInfo(self.stretch_text(report))
         feedback.pushInfo(self.tr("Wrote {}: {} bytes, {:.4f} bpp for {} pixels in {} tiles, {:.1f} s").format(
             output, report["bytes"], report["bpp"], report["pixels"], report["tiles"], report["seconds"]))
         return {self.OUTPUT: output, **{key: report[key.lower()] for key in self.REPORT_KEYS}}
+
+    def stretch_range(self, text):
+        """(min, max) from 'min, max' (or 'min max'), None when empty."""
+        if not text.strip():
+            return None
+        try:
+            low, high = (float(v) for v in text.replace(",", " ").split())
+        except ValueError:
+            raise QgsProcessingException(self.tr("The stretch range '{}' is not two numbers: give 'min, max', such "
+                                                 "as '0, 4000', or leave it empty.").format(text)) from None
+        return low, high
+
+    def stretch_text(self, report):
+        """What the coded 8 bits mean: the source range of each coded band."""
+        if report["dtype"] == "uint8" and all(pair == [0.0, 255.0] for pair in report["stretch"]):
+            return self.tr("8-bit source: its values are coded as they are.")
+        ranges = ", ".join("[{:g}, {:g}]".format(*pair) for pair in report["stretch"])
+        return self.tr("{} source stretched to 0..255 from {} (red, green, blue); values outside are clipped, and "
+                       "decoded values lie within these ranges.").format(report["dtype"], ranges)

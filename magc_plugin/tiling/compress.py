@@ -37,7 +37,7 @@ def encode_tile(model, job):
     return record, fingerprint(classes)
 
 
-def compress_raster(src_path, dst_path, guidance, model, *, bands=None, tile_size=DEFAULT_TILE_SIZE,
+def compress_raster(src_path, dst_path, guidance, model, *, bands=None, stretch=None, tile_size=DEFAULT_TILE_SIZE,
                     embed_guidance=False, rate=None, device="auto", engine=None, context=ENCODE_CONTEXT,
                     progress=None, cancel=None):
     """Compress a raster to a .magc file, tile by tile.
@@ -47,8 +47,10 @@ def compress_raster(src_path, dst_path, guidance, model, *, bands=None, tile_siz
     the encoder sees around each tile (a multiple of 64, at most the tile size; 0 codes tiles
     blind to each other, with visible seams at decode). model: a MAGCModel, a model
     folder or a preset name. engine: where the tiles are coded (a
-    ``magc_plugin.distributed.DaskEngine``), None for this process.
-    Returns {"bytes", "bpp", "pixels", "tiles", "seconds", "guidance_bytes", "nodata_tiles", "path"}.
+    ``magc_plugin.distributed.DaskEngine``), None for this process. stretch: (lo, hi) source values
+    mapped to 0..255 in every band, None for the automatic one (raster_io.compute_stretch).
+    Returns {"bytes", "bpp", "pixels", "tiles", "seconds", "guidance_bytes", "nodata_tiles", "dtype",
+    "stretch" (per coded band, as stored), "path"}.
     """
     start = time.time()
     tile_size = int(tile_size)
@@ -66,7 +68,7 @@ def compress_raster(src_path, dst_path, guidance, model, *, bands=None, tile_siz
         bands = choose_bands(src, bands)
         output_bands = list(dict.fromkeys(bands))
         report(progress, 0.0, "Computing the band stretch")
-        stretch = compute_stretch(src, bands)
+        stretch = compute_stretch(src, bands, stretch)
         grid = Grid(src.width, src.height, tile_size)
         head = {"width": src.width, "height": src.height, "bands": bands, "output_bands": output_bands,
                 "dtype": src.dtypes[0], "stretch": stretch, "tile_size": tile_size,
@@ -103,4 +105,4 @@ def compress_raster(src_path, dst_path, guidance, model, *, bands=None, tile_siz
     report(progress, 1.0, "Done")
     return {"bytes": size, "bpp": 8.0 * size / pixels, "pixels": pixels, "tiles": len(grid),
             "seconds": time.time() - start, "guidance_bytes": guidance_bytes, "nodata_tiles": nodata_tiles,
-            "path": str(dst_path)}
+            "dtype": head["dtype"], "stretch": writer.head["stretch"], "path": str(dst_path)}
