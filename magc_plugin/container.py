@@ -177,7 +177,7 @@ def _nodata_field(nodata, dtype):
         if value is None:
             continue
         if np.issubdtype(big_endian, np.integer):
-            lo, hi = _dtype_range(dtype)
+            lo, hi = dtype_range(dtype)
             fits = math.isfinite(value) and value == int(value) and lo <= value <= hi
         else:
             with np.errstate(over="ignore"):
@@ -262,7 +262,8 @@ class _Cursor:
         return len(self.data) - self.pos
 
 
-def _dtype_range(dtype):
+def dtype_range(dtype):
+    """(lowest, highest) value of a raster data type, as floats."""
     dtype = np.dtype(dtype)
     info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else np.finfo(dtype)
     return float(info.min), float(info.max)
@@ -302,7 +303,7 @@ def parse_fields(data, minor):
     output_bands = list(dict.fromkeys(bands))
     stretch = DEFAULT_STRETCH
     if flags & FLAG_STRETCH:
-        lo_limit, hi_limit = _dtype_range(dtype)
+        lo_limit, hi_limit = dtype_range(dtype)
         stretch = [[c.number("a stretch value"), c.number("a stretch value")] for _ in range(3)]
         _need(all(lo_limit <= lo < hi <= hi_limit and math.isfinite(hi - lo) for lo, hi in stretch),
               f"its band stretch {stretch} is not an ordered range within {dtype}")
@@ -590,8 +591,8 @@ class MAGCReader:
         # Everything the header can take, bounded by the file: no allocation beyond what the file holds.
         c = _Cursor(start + self.file.read(min(self.size, MAX_FIELDS_BYTES + 16) - len(start)), "the header")
         c.pos = len(start)
-        fields = c.raw(c.varint(MAX_FIELDS_BYTES, "the header length"))
-        self.head, self.georef, self.model = parse_fields(fields, self.version[1])
+        self.fields = bytes(c.raw(c.varint(MAX_FIELDS_BYTES, "the header length")))  # kept for tools that rewrite
+        self.head, self.georef, self.model = parse_fields(self.fields, self.version[1])
         count = self.head["tiles"][0] * self.head["tiles"][1]
         _need(count * MIN_INDEX_ENTRY <= self.size - c.pos, f"its tile index of {count} tiles is cut short, the "
               "file is truncated")

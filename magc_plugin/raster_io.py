@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .codec.errors import MAGCError
+from .container import dtype_range
 from .outputs import give_ordinary_permissions
 
 OVERVIEW_SIDE = 1024       # the stretch's percentiles come from a decimated read of at most this side
@@ -80,8 +81,7 @@ def compute_stretch(src, bands, given=None):
     """
     if given is not None:
         lo, hi = (float(v) for v in given)
-        top = _type_max(src.dtypes[0])
-        bottom = float(np.iinfo(src.dtypes[0]).min) if np.issubdtype(np.dtype(src.dtypes[0]), np.integer) else -top
+        bottom, top = dtype_range(src.dtypes[0])
         if not (bottom <= lo < hi <= top and math.isfinite(hi - lo)):
             raise MAGCError(f"The stretch range [{lo:g}, {hi:g}] must be two values with min < max within the "
                             f"raster's data type ({src.dtypes[0]}: {bottom:g} to {top:g}).")
@@ -100,14 +100,9 @@ def compute_stretch(src, bands, given=None):
         lo, hi = float(lo), float(hi)
         if hi <= lo:  # a constant band: a range of one step, inside the type even at its top
             step = max(1.0, abs(lo) * 1e-6)
-            lo, hi = (lo, lo + step) if lo + step <= _type_max(src.dtypes[0]) else (lo - step, lo)
+            lo, hi = (lo, lo + step) if lo + step <= dtype_range(src.dtypes[0])[1] else (lo - step, lo)
         ranges[band] = [lo, hi]
     return [ranges[b] for b in bands]
-
-
-def _type_max(dtype):
-    dtype = np.dtype(dtype)
-    return float(np.iinfo(dtype).max if np.issubdtype(dtype, np.integer) else np.finfo(dtype).max)
 
 
 def to_u8(values, lo, hi):

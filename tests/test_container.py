@@ -83,11 +83,8 @@ def forge(path, fields=None, minor=0, tiles_extra=b""):
     writer would; returns the original fields."""
     data = path.read_bytes()
     with MAGCReader(path) as reader:
-        header_end = reader.header_bytes
-    cursor = container._Cursor(data, "test")
-    cursor.pos = 10
-    original = cursor.raw(cursor.varint(1 << 20, "length"))
-    index = data[cursor.pos:header_end - 4]
+        header_end, original = reader.header_bytes, reader.fields
+    index = data[10 + len(container._varint(len(original))) + len(original):header_end - 4]
     fields = original if fields is None else fields
     header = container.SIGNATURE + bytes([3, minor]) + container._varint(len(fields)) + fields + index
     path.write_bytes(header + struct.pack(">I", zlib.crc32(header)) + data[header_end:] + tiles_extra)

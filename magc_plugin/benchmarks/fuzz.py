@@ -95,23 +95,13 @@ def make_seeds(folder, model):
 class Parsed:
     """A .magc file cut into its parts, to mutate them and join them again with consistent lengths and CRCs."""
 
-    def __init__(self, data):
-        cursor = container._Cursor(data, "seed")
-        cursor.pos = len(container.SIGNATURE) + 2
-        self.version = data[len(container.SIGNATURE):cursor.pos]
-        self.fields = cursor.raw(cursor.varint(container.MAX_FIELDS_BYTES, "fields"))
-        head, _, _ = container.parse_fields(self.fields, container.VERSION[1])
-        self.embedded = head["embedded_guidance"]
-        count = head["tiles"][0] * head["tiles"][1]
-        self.entries = []
-        for _ in range(count):
-            packed = cursor.varint(1 << 40, "entry")
-            self.entries.append([packed & 3, cursor.raw(4), cursor.raw(container.FINGERPRINT_SIZE)])
-            self.entries[-1].insert(0, packed >> 2)
-        cursor.raw(4)
-        self.records = []
-        for length, *_ in self.entries:
-            self.records.append(bytearray(cursor.raw(length)))
+    def __init__(self, path):
+        data = Path(path).read_bytes()
+        with MAGCReader(path) as reader:
+            self.version, self.fields = bytes(reader.version), reader.fields
+            self.embedded = reader.head["embedded_guidance"]
+            self.entries = [[e.length, e.mask_kind, struct.pack(">I", e.crc), e.fingerprint] for e in reader.index]
+            self.records = [bytearray(data[e.offset:e.offset + e.length]) for e in reader.index]
 
     def field_spans(self):
         """(start, end) of each field the reader reads, in the fields' bytes."""
@@ -407,7 +397,7 @@ def fuzz(out_folder, cases=5000, model=None, seed=0, time_limit=TIME_LIMIT_S, lo
         for case in range(cases):
             name, path, _ = seeds[case % len(seeds)]
             mutation = rng.choices(names, weights)[0]
-            data, kind = MUTATIONS[mutation][0](Parsed(path.read_bytes()), rng)
+            data, kind = MUTATIONS[mutation][0](Parsed(path), rng)
             case_file = work / "case.magc"
             case_file.write_bytes(data)
             out = work / "case-out"

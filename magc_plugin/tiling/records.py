@@ -12,7 +12,7 @@ from ..codec.tile_colour import split_payload
 from ..container import MASK_ALL_NODATA, TileRecord, fingerprint
 from .grid import guidance_for, pad_reflect
 from .runners import check_cancel, in_order
-from .windows import DamagedTile, stream_damage
+from .windows import DamagedTile, checked_y
 
 
 class GuidanceMismatchWarning(UserWarning):
@@ -25,6 +25,7 @@ class Tile:
     record: TileRecord
     classes: bytes           # zlib of its guidance class raster, reflect-padded to the tile as coded
     colour: np.ndarray       # the mean colour at the head of its payload; None for a tile without pixels
+    y: np.ndarray = None     # its entropy-decoded y_hat, where skip_damaged's check decoded it
 
     @property
     def has_data(self):
@@ -70,8 +71,8 @@ class TileRows:
     Reading a tile: its record, checked (a damaged one raises DamagedTile or, with skip_damaged,
     becomes nodata), and its guidance (the caller's, else the map embedded in the file), compared
     with the encoder's fingerprint (strict: refused at the first difference). With skip_damaged,
-    each tile's stream is also entropy-decoded once when its row is read, so that a tile that
-    cannot be decoded is nodata before any window reads it or blends into it.
+    each tile's stream is entropy-decoded when its row is read (and kept for the windows), so that
+    a tile that cannot be decoded is nodata before any window reads it or blends into it.
     """
 
     def __init__(self, reader, grid, needed, guidance, transform, crs, runner, *, strict, skip_damaged, cancel):
@@ -120,10 +121,12 @@ class TileRows:
 
     def _skip_undecodable(self, keys):
         tasks = ((self.tiles[t].record.payload, self.grid.padded(*t)[::-1], f"({t[0]},{t[1]})") for t in keys)
-        with closing(in_order(self.runner, stream_damage, tasks, self.cancel)) as reasons:
-            for (c, r), reason in zip(keys, reasons):
-                if reason is not None:
+        with closing(in_order(self.runner, checked_y, tasks, self.cancel)) as results:
+            for (c, r), (y, reason) in zip(keys, results):
+                tile = self.tiles[(c, r)]
+                if reason is None:
+                    tile.y = y
+                else:
                     _, _, w, h = self.grid.window(c, r)
                     self.damaged[(c, r)] = reason
-                    self.tiles[(c, r)] = Tile(nodata_record(self.tiles[(c, r)].record.number, (h, w)),
-                                              self.tiles[(c, r)].classes, None)
+                    self.tiles[(c, r)] = Tile(nodata_record(tile.record.number, (h, w)), tile.classes, None)

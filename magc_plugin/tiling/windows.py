@@ -58,13 +58,13 @@ def decode_tile_y(model, payload, tile_shape, where):
                           "incompatible model.") from exc
 
 
-def stream_damage(model, payload, tile_shape, where):
-    """Why one tile's stream cannot be entropy-decoded, or None: skip_damaged's check before any window reads it."""
+def checked_y(model, payload, tile_shape, where):
+    """(y_hat, None) of one tile, or (None, why its stream cannot be entropy-decoded): skip_damaged's check before
+    any window reads the tile, whose y_hat the windows then use rather than decoding it again."""
     try:
-        decode_tile_y(model, payload, tile_shape, where)
+        return decode_tile_y(model, payload, tile_shape, where), None
     except DamagedTile as exc:
-        return exc.reason
-    return None
+        return None, exc.reason
 
 
 def decode_window(model, job, ys, callback=None):
@@ -105,9 +105,10 @@ class Windows:
 
     def y_hat(self, col, row):
         if (col, row) not in self.ys:
-            pw, ph = self.grid.padded(col, row)
-            self.ys[(col, row)] = self.runner.submit(decode_tile_y, self.tiles[(col, row)].record.payload, (ph, pw),
-                                                     f"({col},{row})")
+            tile, (pw, ph) = self.tiles[(col, row)], self.grid.padded(col, row)
+            # a y_hat already decoded by skip_damaged's check stands in for a runner's handle (decode_window's args)
+            self.ys[(col, row)] = tile.y if tile.y is not None else \
+                self.runner.submit(decode_tile_y, tile.record.payload, (ph, pw), f"({col},{row})")
         return self.ys[(col, row)]
 
     def task(self, col, row):
