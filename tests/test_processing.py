@@ -6,6 +6,7 @@ import pytest
 from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsProject, QgsRasterLayer
 
 from conftest import RASTER_CRS, ZANZIBAR, require_module, write_raster
+from log_feedback import LogFeedback
 from magc_plugin.codec.classes import BUILDING, CLASS_NAMES, NOT_MAPPED, ROAD
 
 rasterio = pytest.importorskip("rasterio")
@@ -157,22 +158,6 @@ def test_compress_decompress_round_trip(magc_provider, tiling, tiny_model_dir, r
     QgsProject.instance().removeMapLayers([l.id() for l in loaded])
 
 
-class RecordingFeedback(QgsProcessingFeedback):
-    """Keeps the warnings and the errors a tool logs, apart."""
-
-    def __init__(self):
-        super().__init__()
-        self.warnings, self.errors = [], []
-
-    def pushWarning(self, warning):  # noqa: N802 (QGIS's name)
-        self.warnings.append(warning)
-        super().pushWarning(warning)
-
-    def reportError(self, error, fatalError=False):  # noqa: N802, N803 (QGIS's names)
-        self.errors.append(error)
-        super().reportError(error, fatalError)
-
-
 def test_decode_an_extent_given_in_another_crs(magc_provider, tiling, tiny_model_dir, raster_path, tmp_path):
     from conftest import raster_to_wgs84
     packed = compress(raster_path, tiny_model_dir, tmp_path / "image.magc")
@@ -192,10 +177,10 @@ def test_other_guidance_warns_or_stops(magc_provider, tiling, tiny_model_dir, ra
               "OUTPUT": str(tmp_path / "decoded.tif")}
     with pytest.raises(QgsProcessingException, match="guidance differs"):
         run("magc:decompressraster", {**decode, "STRICT_GUIDANCE": True})
-    feedback = RecordingFeedback()
+    feedback = LogFeedback()
     run("magc:decompressraster", decode, feedback)
     assert any("guidance differs" in w for w in feedback.warnings) and not feedback.errors
-    feedback = RecordingFeedback()  # again: a warning shows on every run, not once per session
+    feedback = LogFeedback()  # again: a warning shows on every run, not once per session
     run("magc:decompressraster", decode, feedback)
     assert any("guidance differs" in w for w in feedback.warnings)
 
@@ -236,7 +221,7 @@ def test_skip_damaged_tiles(magc_provider, tiling, tiny_model_dir, raster_path, 
               "OUTPUT": str(tmp_path / "decoded.tif")}
     with pytest.raises(QgsProcessingException, match="Skip damaged tiles"):
         run("magc:decompressraster", decode)
-    feedback = RecordingFeedback()
+    feedback = LogFeedback()
     out = run("magc:decompressraster", {**decode, "SKIP_DAMAGED": True}, feedback)
     assert sum("damaged tile (1,0)" in w for w in feedback.warnings) == 1
     with rasterio.open(out["OUTPUT"]) as decoded:
@@ -293,7 +278,7 @@ def test_batch_folder_round_trip_on_a_scheduler(magc_provider, tiling, tiny_mode
     (tmp_path / "in" / "broken.tif").write_bytes(b"II*\x00 not really a tiff")
     common = {"MODEL": str(tiny_model_dir), "DEVICE": "cpu", "BUILDINGS": buildings_layer,
               "SCHEDULER": dask_client.scheduler.address}
-    feedback = RecordingFeedback()
+    feedback = LogFeedback()
     packed = run("magc:batchcompressfolder", {"INPUT": str(tmp_path / "in"), "TILE_SIZE": 128,
                                               "OUTPUT": str(tmp_path / "magc"), **common}, feedback)
     assert (packed["SUCCEEDED"], packed["FAILED"]) == (2, 1)
@@ -383,16 +368,6 @@ def test_osm_other_tags_and_fixed_classes():
     assert feature_class({"name": "x"}) == (None, None)
 
 
-class InfoFeedback(RecordingFeedback):
-    def __init__(self):
-        super().__init__()
-        self.infos = []
-
-    def pushInfo(self, info):  # noqa: N802 (QGIS's name)
-        self.infos.append(info)
-        super().pushInfo(info)
-
-
 def test_compress_says_and_takes_the_stretch_of_a_16_bit_raster(magc_provider, tiling, tiny_model_dir, tmp_path):
     import rasterio
     from rasterio.transform import from_origin
@@ -403,7 +378,7 @@ def test_compress_says_and_takes_the_stretch_of_a_16_bit_raster(magc_provider, t
         dst.write(data)
     base = {"INPUT": str(src), "MODEL": str(tiny_model_dir), "TILE_SIZE": 64, "USE_PROJECT_LAYERS": False}
     for stretch, said in (("", "uint16 source stretched to 0..255 from [1"), ("1000, 5000", "from [1000, 5000]")):
-        feedback = InfoFeedback()
+        feedback = LogFeedback()
         out = run("magc:compressraster", {**base, "STRETCH": stretch, "OUTPUT": str(tmp_path / "a.magc")}, feedback)
         assert any(said in line for line in feedback.infos), feedback.infos
     from magc_plugin.container import MAGCReader

@@ -6,8 +6,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from qgis.core import QgsProcessingContext, QgsProcessingFeedback
+from qgis.core import QgsProcessingContext
 
+from log_feedback import LogFeedback
 from magc_plugin.processing import settings
 from magc_plugin.processing.base import option_name, thread_warnings
 
@@ -107,20 +108,9 @@ def test_warnings_are_kept_per_thread():
 
 
 def test_core_warnings_are_warnings_not_errors(magc_provider):
-    class Log(QgsProcessingFeedback):
-        def __init__(self):
-            super().__init__()
-            self.warnings, self.errors = [], []
-
-        def pushWarning(self, warning):  # noqa: N802 (QGIS's name)
-            self.warnings.append(warning)
-
-        def reportError(self, error, fatalError=False):  # noqa: N802, N803 (QGIS's names)
-            self.errors.append(error)
-
     algorithm, registry = magc_provider.algorithm("compressraster"), {}
     for _ in range(2):  # the same warning of the core twice: shown each run, not once per session
-        feedback = Log()
+        feedback = LogFeedback()
         with algorithm.core_errors(feedback):
             warnings.warn_explicit("the guidance differs", UserWarning, "tiling.py", 1, module="magc_plugin.tiling",
                                    registry=registry)
@@ -164,13 +154,7 @@ def test_evaluate_reads_the_weights_folder_setting(magc_provider, raster_path, t
     with setting(settings.WEIGHTS_FOLDER, str(tmp_path / "mine")):
         assert processing.run("magc:evaluate", parameters)["LPIPS_ALEX"] == pytest.approx(0, abs=1e-6)
 
-    class Log(QgsProcessingFeedback):
-        warnings = []
-
-        def pushWarning(self, warning):  # noqa: N802 (QGIS's name)
-            self.warnings.append(warning)
-
-    feedback = Log()
+    feedback = LogFeedback()
     with setting(settings.WEIGHTS_FOLDER, str(tmp_path / "empty")):
         assert processing.run("magc:evaluate", parameters, feedback=feedback)["LPIPS_ALEX"] is None
     assert any("lpips_alex skipped" in w for w in feedback.warnings)

@@ -7,6 +7,7 @@ from qgis.core import (QgsApplication, QgsFeature, QgsGeometry, QgsProcessingExc
                        QgsProject, QgsVectorLayer)
 
 from conftest import raster_to_wgs84, require_module
+from log_feedback import LogFeedback
 from magc_plugin.codec.classes import BUILDING, NOT_MAPPED, OTHER_LAND, ROAD, VEGETATION, WATER
 from magc_plugin.qgis_guidance import class_from_name
 
@@ -21,22 +22,6 @@ rasterio = pytest.importorskip("rasterio")
 ])
 def test_class_from_a_layer_name(texts, expected):
     assert class_from_name(*texts) == expected
-
-
-class LoggingFeedback(QgsProcessingFeedback):
-    """Keeps what a tool logs."""
-
-    def __init__(self):
-        super().__init__()
-        self.lines = []
-
-    def pushInfo(self, info):  # noqa: N802 (QGIS's name)
-        self.lines.append(info)
-        super().pushInfo(info)
-
-    def reportError(self, error, fatalError=False):  # noqa: N802, N803 (QGIS's names)
-        self.lines.append(error)
-        super().reportError(error, fatalError)
 
 
 def memory_layer(name, geometry_type, wkt_points, fields=""):
@@ -76,13 +61,13 @@ def read(path):
 
 
 def test_the_project_layers_are_the_map(magc_provider, project_layers, raster_path, tmp_path):
-    feedback = LoggingFeedback()
+    feedback = LogFeedback()
     out = run("magc:rasterizeguidance", {"INPUT": str(raster_path), "OUTPUT": str(tmp_path / "classes.tif")},
               feedback)
     classes = read(out["OUTPUT"])
     assert (classes[12:38, 22:58] == BUILDING).all() and (classes[64, 70:190] == ROAD).all()
     assert classes[100, 120] == NOT_MAPPED  # the parcels are left out
-    log = "\n".join(feedback.lines)
+    log = "\n".join(feedback.infos + feedback.errors)
     assert "'buildings' used, classified by its features' OSM tags: 1 features" in log
     assert "'Roads' used, classified as 'road' (its name): 1 features" in log
     assert "'parcels' left out: its features have no OSM tag" in log
@@ -96,12 +81,12 @@ def test_the_parameter_turns_it_off(magc_provider, project_layers, raster_path, 
 
 
 def test_given_guidance_replaces_the_project_layers(magc_provider, project_layers, raster_path, osm_gpkg, tmp_path):
-    feedback = LoggingFeedback()
+    feedback = LogFeedback()
     out = run("magc:rasterizeguidance", {"INPUT": str(raster_path), "GUIDANCE": [str(osm_gpkg)],
                                          "OUTPUT": str(tmp_path / "classes.tif")}, feedback)
     classes = read(out["OUTPUT"])
     assert (classes[64, 70:190] == ROAD).all() and not (classes == BUILDING).any()
-    assert not any("Project layer" in line for line in feedback.lines)
+    assert not any("Project layer" in line for line in feedback.infos + feedback.errors)
 
 
 @pytest.mark.parametrize("algorithm", ["magc:compressraster", "magc:decompressraster", "magc:rasterizeguidance",
