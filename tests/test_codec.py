@@ -10,6 +10,8 @@ import torch
 
 from magc_plugin.codec import MAGCError
 from magc_plugin.codec.classes import NUM_CLASSES, to_one_hot
+from magc_plugin.codec.entropy_coding import Encoder
+from magc_plugin.codec.layout import hold_to_layout, layout_of
 from magc_plugin.codec.folders import model_rates
 from magc_plugin.codec.model import MAGCModel, compact_config
 from magc_plugin.codec.tile_colour import mean_colour, recentre
@@ -22,7 +24,7 @@ TINY = dict(latent_channels=4, ae_width=16, N=16, M=16, map_channels=8, num_slic
 def tiny_model(seed=0):
     torch.manual_seed(seed)
     model = MAGCModel.from_config(compact_config(**TINY)).eval()
-    model.lcm.update(force=True)
+    model.update_tables()
     return model
 
 
@@ -233,6 +235,31 @@ def test_save_load_round_trip(model, tmp_path):
     assert config["format"] == "magc-model"
 
 
+def test_the_layout_codec_travels_with_its_folder_and_gives_the_streams_their_meaning(model, tmp_path):
+    """A folder holds each rate's layout codec beside its LCM; the stream checksum covers it, so a file whose
+    layout was coded by another codec is refused rather than decoded into other colours. A folder from before
+    0.4.0 (no layout in config.json) codes the latent alone and holds nothing to a layout."""
+    model.save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["rates"]["medium"]["layout_file"] == "layout-medium.safetensors"
+    loaded = MAGCModel.from_pretrained(tmp_path / "m", device="cpu")
+    img, cls = scene(128, seed=2)
+    payload = loaded.compress_tile(img, cls)
+    assert np.array_equal(loaded.decompress_tile(payload, cls, steps=1), model.decompress_tile(payload, cls, steps=1))
+    checksum = loaded.stream_sha256
+    from safetensors.torch import load_file, save_file
+    state = load_file(str(tmp_path / "m" / "layout-medium.safetensors"))
+    state["g_s.out.1.weight"] = state["g_s.out.1.weight"] * 1.01
+    save_file(state, str(tmp_path / "m" / "layout-medium.safetensors"))
+    assert MAGCModel.from_pretrained(tmp_path / "m", device="cpu").stream_sha256 != checksum
+    del config["layout"]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    older = MAGCModel.from_pretrained(tmp_path / "m", device="cpu")
+    assert older.layout is None
+    lcm_only = older.compress_tile(img, cls)
+    assert len(lcm_only) < len(payload) and older.decode_y(lcm_only, cls.shape).shape[1] == model.lcm.config["M"]
+
+
 def test_saved_folder_keeps_the_trained_latent_scale(tmp_path):
     model = tiny_model()
     model.autoencoder.config["latent_scale"] = 1.4331  # what training's latent cache stage sets
@@ -318,10 +345,14 @@ def test_tile_with_context_codes_only_its_core(model):
     img, cls = scene(192)
     payload = model.compress_tile(img, cls, core=(64, 64, 64, 128))
     assert model.decode_latent(payload, cls[64:192, 64:128]).shape[-2:] == (16, 8)
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
     with torch.no_grad():
-        y = model.lcm.analyse(model.autoencoder.encode(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255),
-                              model._one_hot(cls, cls.shape))
-    assert payload == mean_colour(img[64:192, 64:128]) + model.lcm.compress_y(y[..., 2:6, 2:4].contiguous())[0]
+        y = model.lcm.analyse(model.autoencoder.encode(x), model._one_hot(cls, cls.shape))
+        layout_y = model.layout.analyse(layout_of(x, model.config["layout"]["cell"]), model._one_hot(cls, cls.shape))
+    encoder = Encoder()
+    model.lcm.encode_y(encoder, y[..., 2:6, 2:4].contiguous())
+    model.layout.encode_y(encoder, layout_y[..., 2:6, 2:4].contiguous())
+    assert payload == mean_colour(img[64:192, 64:128]) + encoder.payload()
     for bad in [(16, 0, 64, 64), (0, 0, 96, 64), (160, 0, 64, 64), (-64, 0, 64, 64)]:
         with pytest.raises(MAGCError, match="must lie inside"):
             model.compress_tile(img, cls, core=bad)
@@ -358,7 +389,7 @@ def test_sd21_scale_round_trip(tmp_path):
     model = MAGCModel.from_sd21(sd, N=16, M=16, map_channels=8, num_slices=4, num_res_blocks=1).eval()
     assert model.denoiser.unet.conv_in.in_channels == 8
     assert torch.count_nonzero(model.denoiser.unet.conv_in.weight[:, 4:]) == 0  # new channels start at zero
-    model.lcm.update(force=True)
+    model.update_tables()
     model.save_pretrained(tmp_path / "magc-sd21")
     loaded = MAGCModel.from_pretrained(tmp_path / "magc-sd21", device="cpu")
     assert loaded.config["scale"] == "sd21"
@@ -377,10 +408,43 @@ def test_the_stream_checksum_covers_the_encoding_side_of_a_diffusers_vae_not_its
 
     def checksum(nudged=None, scale=0.18215):
         save_file({k: torch.ones(2) + (k == nudged) for k in keys}, tmp_path / "ae.safetensors")
-        return stream_sha256(tmp_path / "ae.safetensors", tmp_path / "lcm.safetensors", scale)
+        return stream_sha256(tmp_path / "ae.safetensors", [tmp_path / "lcm.safetensors"], scale)
 
     base = checksum()
     assert checksum("vae.decoder.conv.weight") == checksum("vae.post_quant_conv.weight") == base
     assert len({base, checksum("vae.encoder.conv.weight"), checksum("vae.quant_conv.weight"), checksum(scale=0.2)}) == 4
     (tmp_path / "lcm.safetensors").write_bytes(b"another lcm")
     assert checksum() != base
+
+
+def test_the_stream_holds_the_layout_after_the_latent(model):
+    """decode_y gives the latent's y_hat, then the layout codec's, from one stream that must end exactly."""
+    img, cls = scene(128, seed=5)
+    payload = model.compress_tile(img, cls)
+    y_hat = model.decode_y(payload, cls.shape)
+    assert y_hat.shape == (1, model.lcm.config["M"] + model.layout.config["M"], 4, 4)
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        layout_y = model.layout.analyse(layout_of(x, model.config["layout"]["cell"]), model._one_hot(cls, cls.shape))
+    encoder = Encoder()
+    expected = model.layout.encode_y(encoder, layout_y)
+    assert torch.equal(y_hat[:, model.lcm.config["M"]:], expected)
+    with pytest.raises(MAGCError, match="cut short|damaged"):
+        model.decode_y(payload[:-4], cls.shape)
+
+
+def test_holding_to_the_layout_moves_cell_means_and_keeps_detail():
+    """The coarse cells take the layout's colour; the detail inside them (the image minus its cell means) stays."""
+    rng = np.random.default_rng(0)
+    image = (128 + rng.normal(0, 20, (64, 96, 3))).clip(0, 255).astype(np.uint8)
+    target = np.zeros((64, 96, 3), np.float32)
+    target[:, :48] = [200, 40, 40]
+    target[:, 48:] = [30, 60, 220]
+    target_layout = layout_of(torch.from_numpy(target / 255).permute(2, 0, 1)[None], 16)
+    held = hold_to_layout(image, target_layout, 16)
+    means = held.reshape(4, 16, 6, 16, 3).mean(axis=(1, 3))
+    # away from the colour edge (bilinear blending spreads it over one cell each side)
+    assert np.abs(means[:, :2] - [200, 40, 40]).max() < 6 and np.abs(means[:, 4:] - [30, 60, 220]).max() < 6
+    detail = lambda a: a.astype(float) - a.reshape(4, 16, 6, 16, 3).mean(axis=(1, 3)).repeat(16, 0).repeat(16, 1)  # noqa: E731
+    inside = (slice(None), slice(0, 16))
+    assert np.abs(detail(held)[inside] - detail(image)[inside]).mean() < 2

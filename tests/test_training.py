@@ -18,7 +18,8 @@ from test_metrics import needs_weights
 
 def trainer(tmp_path, lcm_steps, denoiser_steps=1, decoder_steps=1):
     t = Trainer(tmp_path / "work", tmp_path / "out", torch.device("cpu"),
-                steps={"ae": 1, "lcm": lcm_steps, "denoiser": denoiser_steps, "decoder": decoder_steps}, batch=2)
+                steps={"ae": 1, "lcm": lcm_steps, "layout": lcm_steps, "denoiser": denoiser_steps,
+                       "decoder": decoder_steps}, batch=2)
     t.config = compact_config(**TINY, rates={r: {"target_bpp": bpp} for r, bpp in RATES.items()})
     return t
 
@@ -36,21 +37,33 @@ def cache():
     return latent_cache()
 
 
+def random_crops():
+    """Training crops for the cache's class maps (what Trainer.train_images gives), random pixels."""
+    rng = np.random.default_rng(1)
+    return [(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8), cls.numpy()) for cls in latent_cache()["classes"]]
+
+
+def export_all(t, cache):
+    """Every stage the export needs (the layout codecs on random crops), then the export; the LCMs."""
+    t._images = getattr(t, "_images", None) or random_crops()
+    lcms = {rate: t.stage_lcm(cache, rate) for rate in RATES}
+    layouts = {rate: t.stage_layout(rate) for rate in RATES}
+    t.export(MAGCModel.from_config(t.config).autoencoder, lcms, layouts, t.stage_denoiser(cache, lcms))
+    return lcms
+
+
 @pytest.fixture(scope="module")
 def model_folder(tmp_path_factory):
     """A tiny model folder written by the recipe's export (2 LCM steps, 1 denoiser step)."""
     tmp_path, cache = tmp_path_factory.mktemp("model"), latent_cache()
-    first = trainer(tmp_path, 2)
-    lcms = {rate: first.stage_lcm(cache, rate) for rate in RATES}
-    first.export(MAGCModel.from_config(first.config).autoencoder, lcms, first.stage_denoiser(cache, lcms))
+    export_all(trainer(tmp_path, 2), cache)
     return tmp_path / "out"
 
 
 @pytest.fixture
 def crops(cache):
     """The training crops the cache's latents stand for (what Trainer.train_images gives)."""
-    rng = np.random.default_rng(1)
-    return [(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8), cls.numpy()) for cls in cache["classes"]]
+    return random_crops()
 
 
 @pytest.fixture
@@ -68,7 +81,7 @@ def test_the_lcm_stages_train_side_by_side_in_processes_of_their_own(tmp_path, c
     t = trainer(tmp_path, 2)
     t._save("ae", model=MAGCModel.from_config(t.config).autoencoder.state_dict(), step=1, done=True)
     torch.save(cache, tmp_path / "work" / "latents.pt")
-    t._lcms_in_parallel()
+    t._codecs_in_parallel()
     for rate in RATES:
         state = torch.load(tmp_path / "work" / f"lcm-{rate}.pt", weights_only=False)
         assert state["done"] and state["step"] == 2 and state["target"] == RATES[rate]
@@ -284,21 +297,19 @@ def test_a_folder_from_before_the_maps_version_counts_its_decoder_as_fitted_on_v
 def test_a_model_seeded_with_more_steps_than_asked_records_the_steps_it_had(tmp_path, cache, model_folder):
     t = trainer(tmp_path, 1)
     t.seed_from(model_folder)
-    lcms = {rate: t.stage_lcm(cache, rate) for rate in RATES}
-    t.export(MAGCModel.from_config(t.config).autoencoder, lcms, t.stage_denoiser(cache, lcms))
+    export_all(t, cache)
     assert json.loads((tmp_path / "out" / "config.json").read_text())["training"]["steps"]["lcm"] == 2
 
 
 def test_exporting_a_seeded_model_leaves_its_lcm_files_as_they_were(tmp_path, cache, model_folder):
-    """The quantiles are fitted where an LCM is trained, not at every export: a run that extends only other stages
-    writes the same LCM bytes (so the same CDF tables)."""
+    """The quantiles are fitted where a codec is trained, not at every export: a run that extends only other stages
+    writes the same LCM and layout codec bytes (so the same CDF tables)."""
     t = trainer(tmp_path, 2)
     t.seed_from(model_folder)
-    lcms = {rate: t.stage_lcm(cache, rate) for rate in RATES}
-    t.export(MAGCModel.from_config(t.config).autoencoder, lcms, t.stage_denoiser(cache, lcms))
+    export_all(t, cache)
     for rate in RATES:
-        name = f"lcm-{rate}.safetensors"
-        assert (tmp_path / "out" / name).read_bytes() == (model_folder / name).read_bytes()
+        for name in (f"lcm-{rate}.safetensors", f"layout-{rate}.safetensors"):
+            assert (tmp_path / "out" / name).read_bytes() == (model_folder / name).read_bytes()
 
 
 def test_training_refuses_to_go_on_from_a_model_it_did_not_train(tmp_path, model_folder, monkeypatch):

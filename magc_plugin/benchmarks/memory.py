@@ -63,7 +63,7 @@ def tiny_model(folder):
         cfg = compact_config(latent_channels=4, ae_width=16, N=16, M=16, map_channels=8, num_slices=4,
                              unet_channels=(16, 32), adapter_map_channels=8)
         model = MAGCModel.from_config(cfg)
-        model.lcm.update(force=True)
+        model.update_tables()
         model.save_pretrained(folder)
     return str(folder)
 

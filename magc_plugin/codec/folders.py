@@ -53,12 +53,13 @@ DRAWING_PARTS = ("decoder", "post_quant_conv")
 ENTROPY_CODER = b"entropy-coder: constriction ANS, tables from compressai quantized CDFs, v1"
 
 
-def stream_sha256(autoencoder_file, lcm_file, latent_scale):
-    """The checksum of what gives a rate's stream its meaning: the LCM's file (entropy models, synthesis), the
-    entropy coder, and the autoencoder's encoding side with its latent scale. Models that differ only in their
-    denoiser or their decoder (a decoder refit, say) read the same streams and draw other images from them."""
+def stream_sha256(autoencoder_file, codec_files, latent_scale):
+    """The checksum of what gives a rate's stream its meaning: the stage-1 codecs' files (the LCM's, then the
+    layout codec's where there is one: entropy models, synthesis), the entropy coder, and the autoencoder's encoding
+    side with its latent scale. Models that differ only in their denoiser or their decoder (a decoder refit, say)
+    read the same streams and draw other images from them."""
     from safetensors import safe_open
-    digest = hashlib.sha256(sha256_files([lcm_file]).encode())
+    digest = hashlib.sha256(sha256_files(codec_files).encode())
     digest.update(ENTROPY_CODER)
     digest.update(repr(float(latent_scale)).encode())
     with safe_open(str(autoencoder_file), framework="numpy") as weights:

@@ -174,13 +174,20 @@ class LatentCompressionModule(CompressionModel):
     @torch.no_grad()
     def compress_y(self, y):
         """Entropy-code one y (batch 1) -> (payload bytes, y_hat as the decoder will see it)."""
+        encoder = Encoder()
+        y_hat = self.encode_y(encoder, y)
+        return encoder.payload(), y_hat
+
+    @torch.no_grad()
+    def encode_y(self, encoder, y):
+        """Queue one y (batch 1), hyper-latent first, on `encoder` (entropy_coding.Encoder, which may hold other
+        modules' symbols) -> y_hat as the decoder will see it."""
         if y.shape[0] != 1:
-            raise MAGCError("LatentCompressionModule.compress_y codes one tile at a time (batch size 1).")
+            raise MAGCError("LatentCompressionModule.encode_y codes one tile at a time (batch size 1).")
         z = self.h_a(y).cpu().float()
         y = y.cpu().float()
-        # One stream, hyper-latent first: no length field per tile
         eb, gc = self.entropy_bottleneck, self.gaussian_conditional
-        encoder, z_tables, y_tables = Encoder(), Tables(eb), Tables(gc)
+        z_tables, y_tables = Tables(eb), Tables(gc)
         z_indexes, z_medians = self._hyper_coding(z.shape)
         z_symbols = encoder.add(z_tables, eb.quantize(z, "symbols", z_medians).numpy(), z_indexes.numpy())
         z_hat = eb.dequantize(torch.from_numpy(z_symbols), z_medians)
@@ -190,13 +197,22 @@ class LatentCompressionModule(CompressionModel):
             mu, sigma = self._slice_params(i, latent_means, latent_scales, y_hat_slices)
             y_q = encoder.add(y_tables, gc.quantize(y_slice, "symbols", mu).numpy(), gc.build_indexes(sigma).numpy())
             y_hat_slices.append(torch.from_numpy(y_q).float() + mu)
-        return encoder.payload(), torch.cat(y_hat_slices, dim=1)
+        return torch.cat(y_hat_slices, dim=1)
 
     @torch.no_grad()
     def decompress_y(self, payload, y_size):
         """Payload -> y_hat (1, M, h, w) on the CPU, bit-identical to the encoder's."""
+        decoder = Decoder(bytes(payload))
+        y_hat = self.decode_y(decoder, y_size)
+        decoder.finish()
+        return y_hat
+
+    @torch.no_grad()
+    def decode_y(self, decoder, y_size):
+        """The next y_hat (1, M, h, w) read from `decoder` (entropy_coding.Decoder), on the CPU, bit-identical to
+        the encoder's."""
         eb, gc = self.entropy_bottleneck, self.gaussian_conditional
-        decoder, z_tables, y_tables = Decoder(bytes(payload)), Tables(eb), Tables(gc)
+        z_tables, y_tables = Tables(eb), Tables(gc)
         z_shape = (1, eb.channels, max(1, y_size[0] // 2), max(1, y_size[1] // 2))
         z_indexes, z_medians = self._hyper_coding(z_shape)
         z_hat = eb.dequantize(torch.from_numpy(decoder.read(z_tables, z_indexes.numpy())), z_medians)
@@ -208,7 +224,6 @@ class LatentCompressionModule(CompressionModel):
             mu, sigma = self._slice_params(i, latent_means, latent_scales, y_hat_slices)
             y_q = decoder.read(y_tables, gc.build_indexes(sigma).numpy())
             y_hat_slices.append(torch.from_numpy(y_q).float() + mu)
-        decoder.finish()
         return torch.cat(y_hat_slices, dim=1)
 
     @torch.no_grad()

@@ -24,6 +24,8 @@ from .classes import check_class_raster, to_one_hot
 from .denoiser import ConditionalDenoiser, SemanticAdapter
 from .errors import MAGCError
 from .folders import SHIPPED_MODELS, read_config, resolve_model_path, sha256_files, stream_sha256  # noqa: F401 (re-exported)
+from .entropy_coding import Decoder, Encoder
+from .layout import hold_to_layout, layout_of
 from .lcm import LatentCompressionModule
 from .sampler import SCHEDULE, sample
 from .tile_colour import MEAN_COLOUR, WHOLE, mean_colour, recentre, split_payload
@@ -57,10 +59,11 @@ def _load_weights(module, path):
                         f"(missing {len(missing)}, unexpected {len(unexpected)} tensors): the folder is inconsistent.")
 
 
-def load_lcm(path, config, rate):
-    """The latent compression module of one rate preset of a model folder."""
-    lcm = LatentCompressionModule(**config["lcm"])
-    lcm.load_state_dict(load_file(str(Path(path) / config["rates"][rate]["lcm_file"])))  # compressai resizes its CDF buffers here
+def load_lcm(path, config, rate, part="lcm"):
+    """The latent compression module (part "lcm") or colour layout codec (part "layout") of one rate preset of a
+    model folder."""
+    lcm = LatentCompressionModule(**(config["lcm"] if part == "lcm" else config["layout"]["codec"]))
+    lcm.load_state_dict(load_file(str(Path(path) / config["rates"][rate][f"{part}_file"])))  # compressai resizes its CDF buffers here
     return lcm
 
 
@@ -77,6 +80,11 @@ def compact_config(name="compact", latent_channels=32, ae_width=64, N=64, M=64, 
         "autoencoder": dict(kind="compact", latent_channels=latent_channels, width=ae_width, mid_norm=True, latent_scale=1.0),
         "lcm": dict(latent_channels=latent_channels, N=N, M=M, map_channels=map_channels, num_slices=num_slices,
                     num_res_blocks=num_res_blocks, hyper_channels=hyper_channels),
+        # the colour layout (layout.py): its codec (the same module on 3-channel cell means, a quarter of the
+        # channels) and its cell side
+        "layout": {"codec": dict(latent_channels=3, N=N, M=M // 2, map_channels=map_channels // 2,
+                                 num_slices=num_slices // 2, num_res_blocks=num_res_blocks, hyper_channels=hyper_channels),
+                   "cell": 16},
         "denoiser": {"unet": unet, "adapter": dict(residual_channels=residuals, latent_channels=latent_channels,
                                                    map_channels=adapter_map_channels)},
         # A small denoiser trained briefly predicts velocity: near pure noise that means predicting the
@@ -114,6 +122,11 @@ def sd21_config(sd_folder, name="sd21", N=128, M=64, map_channels=192, num_slice
         "schedule": dict(SCHEDULE), "rates": rates, "default_rate": next(iter(rates)),
         "tile_multiple": TILE_MULTIPLE,
     }
+
+
+def has_layout_codec(config):
+    """Whether a model's tiles code a colour layout (layout.py) after the latent: folders from 0.4.0 do."""
+    return "codec" in config.get("layout", {})
 
 
 def sampling_start(config):
@@ -158,6 +171,7 @@ class MAGCModel(torch.nn.Module):
         self.config = config
         self.autoencoder = autoencoder
         self.lcm = lcm
+        self.layout = None  # the colour layout codec (layout.py); none in folders before 0.4.0
         self.denoiser = denoiser
         self.rate = rate
         self.weights_sha256 = weights_sha256
@@ -182,6 +196,8 @@ class MAGCModel(torch.nn.Module):
         if rate not in config["rates"]:
             raise MAGCError(f"Rate preset {rate!r} is not in {path}: choose one of {sorted(config['rates'])}.")
         files = [path / "autoencoder.safetensors", path / "denoiser.safetensors", path / config["rates"][rate]["lcm_file"]]
+        if has_layout_codec(config):
+            files.append(path / config["rates"][rate].get("layout_file", f"layout-{rate}.safetensors"))
         for f in files:
             if not f.is_file():
                 raise MAGCError(f"The model folder {path} lacks {f.name}: reinstall it.")
@@ -189,8 +205,10 @@ class MAGCModel(torch.nn.Module):
         _load_weights(model.autoencoder, files[0])
         _load_weights(model.denoiser, files[1])
         model.lcm = load_lcm(path, config, rate)
+        if has_layout_codec(config):
+            model.layout = load_lcm(path, config, rate, "layout")
         model.weights_sha256 = sha256_files(files)
-        model.stream_sha256 = stream_sha256(files[0], files[2], model.autoencoder.latent_scale)
+        model.stream_sha256 = stream_sha256(files[0], files[2:], model.autoencoder.latent_scale)
         model.preset_name = config.get("name", path.name)
         return model.to_device(device).eval()
 
@@ -213,25 +231,32 @@ class MAGCModel(torch.nn.Module):
     def from_config(cls, config, rate=None):
         """A model with freshly initialised weights (training starts here)."""
         rate = rate or config.get("default_rate") or next(iter(config.get("rates", {"default": None})))
-        return cls(config, build_autoencoder(config["autoencoder"]), LatentCompressionModule(**config["lcm"]),
-                   build_denoiser(config["denoiser"]), rate)
+        model = cls(config, build_autoencoder(config["autoencoder"]), LatentCompressionModule(**config["lcm"]),
+                    build_denoiser(config["denoiser"]), rate)
+        if has_layout_codec(config):
+            model.layout = LatentCompressionModule(**config["layout"]["codec"])
+        return model
 
-    def save_pretrained(self, path, lcms=None, card=None, storage_dtype=torch.float32):
-        """Write the folder; `lcms` maps rate -> LatentCompressionModule (default: this model's one).
+    def save_pretrained(self, path, lcms=None, card=None, storage_dtype=torch.float32, layouts=None):
+        """Write the folder; `lcms` maps rate -> LatentCompressionModule (default: this model's one), `layouts` rate ->
+        colour layout codec (default: this model's one, where it has one).
         `storage_dtype=torch.float16` halves the files (the loaded model still computes in float32)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         lcms = lcms or {self.rate: self.lcm}
+        layouts = layouts or ({self.rate: self.layout} if self.layout is not None else {})
         config = dict(self.config)
         # the autoencoder's scale is set by training (unit-variance latents); the LCM and the denoiser expect it
         config["autoencoder"] = {**config["autoencoder"], "latent_scale": self.autoencoder.latent_scale}
-        config["rates"] = {r: {**self.config.get("rates", {}).get(r, {}), "lcm_file": f"lcm-{r}.safetensors"} for r in lcms}
+        config["rates"] = {r: {**self.config.get("rates", {}).get(r, {}), "lcm_file": f"lcm-{r}.safetensors",
+                               **({"layout_file": f"layout-{r}.safetensors"} if r in layouts else {})} for r in lcms}
         config["default_rate"] = config.get("default_rate") if config.get("default_rate") in lcms else next(iter(lcms))
         _save(self.autoencoder, path / "autoencoder.safetensors", storage_dtype)
         _save(self.denoiser, path / "denoiser.safetensors", storage_dtype)
-        for r, lcm in lcms.items():
-            lcm.update(force=True)
-            _save(lcm, path / f"lcm-{r}.safetensors", storage_dtype)
+        for part, modules in (("lcm", lcms), ("layout", layouts)):
+            for r, lcm in modules.items():
+                lcm.update(force=True)
+                _save(lcm, path / f"{part}-{r}.safetensors", storage_dtype)
         (path / "config.json").write_text(json.dumps(config, indent=2))
         if card:
             (path / "MODEL_CARD.md").write_text(card)
@@ -241,6 +266,8 @@ class MAGCModel(torch.nn.Module):
         self.autoencoder.to(self.device)
         self.denoiser.to(self.device)
         self.lcm.to(self.device)
+        if self.layout is not None:
+            self.layout.to(self.device)
         return self
 
     def identity(self):
@@ -280,7 +307,10 @@ class MAGCModel(torch.nn.Module):
         so the latent at the tile's edges agrees with its neighbours' (no seams at decode)."""
         arr = self._check_tile(image)
         x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float().div(255).to(self.device)
-        y = self.lcm.analyse(self.autoencoder.encode(x), self._one_hot(class_raster, arr.shape[:2]))
+        one_hot = self._one_hot(class_raster, arr.shape[:2])
+        ys = [self.lcm.analyse(self.autoencoder.encode(x), one_hot)]
+        if self.layout is not None:
+            ys.append(self.layout.analyse(layout_of(x, self.config["layout"]["cell"]), one_hot))
         tile = arr
         if core is not None:
             cx, cy, cw, ch = core
@@ -290,30 +320,51 @@ class MAGCModel(torch.nn.Module):
                                 f"{arr.shape[0]} image, start on a multiple of {Y_DOWNSCALE} pixels and have "
                                 f"sides that are multiples of {TILE_MULTIPLE}.")
             d = Y_DOWNSCALE
-            y = y[..., cy // d:(cy + ch) // d, cx // d:(cx + cw) // d]
+            ys = [y[..., cy // d:(cy + ch) // d, cx // d:(cx + cw) // d] for y in ys]
             tile = arr[cy:cy + ch, cx:cx + cw]
-        return mean_colour(tile) + self.lcm.compress_y(y.contiguous())[0]
+        # one stream: the latent's z and y, then the layout's
+        encoder = Encoder()
+        for module, y in zip(self._codecs, ys):
+            module.encode_y(encoder, y.contiguous())
+        return mean_colour(tile) + encoder.payload()
+
+    def update_tables(self):
+        """Build the stage-1 codecs' entropy coding tables from their current weights (after training or init)."""
+        for module in self._codecs:
+            module.update(force=True)
+
+    @property
+    def _codecs(self):
+        """The stage-1 codecs whose symbols a tile's stream holds, in stream order."""
+        return [self.lcm] + ([self.layout] if self.layout is not None else [])
 
     @torch.no_grad()
     def decode_y(self, payload, tile_shape):
         """Entropy decoding of one tile of (height, width) pixels: y_hat (1, M, h/32, w/32) on the CPU,
-        bit-identical to the encoder's."""
+        bit-identical to the encoder's, with the layout codec's y_hat after the latent's M channels where the model
+        has one (so that tiles' y_hat go side by side as one)."""
         h, w = tile_shape
         if h % TILE_MULTIPLE or w % TILE_MULTIPLE or not h or not w:
             raise MAGCError(f"Tile sides must be positive multiples of {TILE_MULTIPLE} pixels, got {w}x{h}.")
-        return self.lcm.decompress_y(split_payload(payload)[1], (h // Y_DOWNSCALE, w // Y_DOWNSCALE))
+        decoder = Decoder(split_payload(payload)[1])
+        y_hat = torch.cat([module.decode_y(decoder, (h // Y_DOWNSCALE, w // Y_DOWNSCALE)) for module in self._codecs], 1)
+        decoder.finish()
+        return y_hat
 
     @torch.no_grad()
     def synthesise(self, y_hat, class_raster):
-        """Stage 1's latent_tilde from y_hat (one tile's, or several tiles' side by side) and the map under it."""
+        """Stage 1 from y_hat (one tile's, or several tiles' side by side, as decode_y gives it) and the map under
+        it: (latent_tilde, layout_hat or None)."""
         raster = check_class_raster(class_raster)
-        return self.lcm.synthesise(y_hat, self._one_hot(raster, (y_hat.shape[-2] * Y_DOWNSCALE,
-                                                                  y_hat.shape[-1] * Y_DOWNSCALE)))
+        one_hot = self._one_hot(raster, (y_hat.shape[-2] * Y_DOWNSCALE, y_hat.shape[-1] * Y_DOWNSCALE))
+        m = self.lcm.config["M"]
+        latent = self.lcm.synthesise(y_hat[:, :m], one_hot)
+        return latent, (self.layout.synthesise(y_hat[:, m:], one_hot) if self.layout is not None else None)
 
     def decode_latent(self, payload, class_raster):
-        """Stage 1 of one tile: latent_tilde (1, C, h/8, w/8)."""
+        """Stage 1's latent of one tile: latent_tilde (1, C, h/8, w/8)."""
         raster = check_class_raster(class_raster)
-        return self.synthesise(self.decode_y(payload, raster.shape), raster)
+        return self.synthesise(self.decode_y(payload, raster.shape), raster)[0]
 
     @torch.no_grad()
     def sample(self, latent_tilde, class_raster, steps=20, noise=0, callback=None):
@@ -331,13 +382,16 @@ class MAGCModel(torch.nn.Module):
         map under it, re-centred so that `core` (row and column slices: the tile) has the tile's mean `colour`.
 
             y_hat --g_s(map)--> latent_tilde --diffusion(map, noise), `steps`--> latent --decoder--> pixels
+                  --layout g_s(map)--> layout_hat ------------------------------------------> held to it (layout.py)
 
         noise: a seed or a callable(k, shape), as for sample(); callback(step, total) after each step."""
         raster = check_class_raster(class_raster)
-        latent = self.synthesise(y_hat, raster)
-        if steps > 0:  # steps 0: stage 1 alone, the LCM's reconstruction without diffusion
-            latent = self.sample(latent, raster, steps, noise, callback)
-        return recentre(self.latent_to_image(latent), colour, core)
+        stage_1, layout_hat = self.synthesise(y_hat, raster)
+        # steps 0: stage 1 alone, the codecs' reconstruction without diffusion
+        image = self.latent_to_image(self.sample(stage_1, raster, steps, noise, callback) if steps > 0 else stage_1)
+        if layout_hat is not None:
+            image = hold_to_layout(image, layout_hat, self.config["layout"]["cell"])
+        return recentre(image, colour, core)
 
     def decompress_tile(self, payload, class_raster, steps=20, seed=0, callback=None):
         raster = check_class_raster(class_raster)
@@ -349,8 +403,11 @@ class MAGCModel(torch.nn.Module):
         """The rate model's estimate (from likelihoods) of one tile's payload, in bits."""
         arr = self._check_tile(image)
         x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float().div(255).to(self.device)
-        out = self.lcm(self.autoencoder.encode(x), self._one_hot(class_raster, arr.shape[:2]))
-        coded = sum(-torch.log2(l).sum() for l in out["likelihoods"].values())
+        one_hot = self._one_hot(class_raster, arr.shape[:2])
+        outs = [self.lcm(self.autoencoder.encode(x), one_hot)]
+        if self.layout is not None:
+            outs.append(self.layout(layout_of(x, self.config["layout"]["cell"]), one_hot))
+        coded = sum(-torch.log2(l).sum() for out in outs for l in out["likelihoods"].values())
         return float(coded) + 8 * MEAN_COLOUR.size
 
 

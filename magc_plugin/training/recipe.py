@@ -12,7 +12,8 @@ goes on from its weights.
 2. ``cache``: encode every training crop once; set the latent scale to 1/std.
 3. ``lcm``: one latent compression module per rate preset (on a CPU, side by side in processes of their own), loss
    lambda * MSE(latent_tilde, latent) + bpp in latent space (MAGC.md, stage 1), lambda
-   steered towards the preset's target bpp.
+   steered towards the preset's target bpp. ``layout``: one colour layout codec per preset (codec/layout.py), the
+   same module and loss on the crops' 16-pixel block means, side by side with the LCMs.
 4. ``denoiser``: the semantic adapter + conditional UNet, MSE of the schedule's prediction
    (v for the compact model) on x_t with
    latent_tilde from the frozen LCMs (a random rate per batch: one denoiser serves all).
@@ -37,8 +38,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..codec.classes import to_one_hot
+from ..codec.layout import layout_of
 from ..codec.lcm import LatentCompressionModule
-from ..codec.model import MAGCModel, compact_config, load_lcm, sampling_start
+from ..codec.model import MAGCModel, compact_config, has_layout_codec, load_lcm, sampling_start
 from ..codec.sampler import sample, training_scheduler
 from .. import data
 
@@ -50,12 +52,16 @@ RATES = {
     "medium": 0.045,
     "high": 0.07,
 }
+# preset -> target bpp of its colour layout codec (codec/layout.py), on top of the LCM's.
+LAYOUT_RATES = {"low": 0.01, "medium": 0.015, "high": 0.02}
+# The share of the layout codec's training crops given an empty map; its crops' side in pixels.
+MAP_DROPOUT, LAYOUT_CROP = 0.25, 128
 LAMBDA_START, LAMBDA_WARMUP, LAMBDA_GAIN = 8.0, 100, 0.02
 LCM_LR = 5e-4
-CPU_STEPS = {"ae": 100, "lcm": 4100, "denoiser": 14000, "decoder": 400}
+CPU_STEPS = {"ae": 100, "lcm": 4100, "layout": 3000, "denoiser": 14000, "decoder": 400}
 # On a CPU the denoiser gets more, smaller updates in the same time.
 CPU_DENOISER_BATCH = 8
-GPU_STEPS = {"ae": 4000, "lcm": 20000, "denoiser": 60000, "decoder": 6000}
+GPU_STEPS = {"ae": 4000, "lcm": 20000, "layout": 20000, "denoiser": 60000, "decoder": 6000}
 # The autoencoder works at full resolution: a short fine-tune on small crops (it starts
 # from a pretrained initialisation, so it needs adapting, not learning).
 AE_CROP, AE_BATCH = 64, 4
@@ -215,6 +221,11 @@ class Trainer:
         for rate in RATES:
             checkpoints[f"lcm-{rate}"] = dict(model=load_lcm(model_dir, config, rate).state_dict(), target=targets[rate],
                                               **{"lambda": config["rates"][rate]["lambda"]}, **record(f"lcm-{rate}", "lcm"))
+            if has_layout_codec(config) and "layout" in steps:
+                checkpoints[f"layout-{rate}"] = dict(
+                    model=load_lcm(model_dir, config, rate, "layout").state_dict(),
+                    target=config["rates"][rate]["layout_target_bpp"],
+                    **{"lambda": config["rates"][rate]["layout_lambda"]}, **record(f"layout-{rate}", "layout"))
         checkpoints["denoiser"] = dict(ema=model.denoiser.state_dict(), lcm_targets=targets,
                                        **record("denoiser", "denoiser"))
         if "decoder" in steps:
@@ -332,25 +343,53 @@ class Trainer:
             one_hot.append(dihedral(classes, k))
         return torch.stack(lat).to(self.device), torch.stack(one_hot).to(self.device)
 
-    # -- stage 3: latent compression modules -----------------------------------------
-    def _lcm_checkpoint(self, rate):
-        """The rate's LCM checkpoint, or None when there is none or it was trained for another target bpp."""
-        state = self._load(f"lcm-{rate}")
+    # -- stage 3: latent compression modules and layout codecs ---------------------------------
+    def _codec_checkpoint(self, name, target):
+        """The codec's checkpoint, or None when there is none or it was trained for another target bpp."""
+        state = self._load(name)
         # the rate a module codes at is set by its training: another target is another module
-        return state if state and state.get("target") == RATES[rate] else None
+        return state if state and state.get("target") == target else None
 
     def stage_lcm(self, cache, rate):
-        name = f"lcm-{rate}"
-        target = RATES[rate]
-        lcm = LatentCompressionModule(**self.config["lcm"])
-        state = self._lcm_checkpoint(rate)
+        return self._fit_codec(f"lcm-{rate}", RATES[rate], self.config["lcm"], "lcm", "lambda", 1000,
+                               lambda rng: self._latent_batch(cache, rng))
+
+    def stage_layout(self, rate):
+        """The colour layout codec of one preset (codec/layout.py): the same module on the crops' 8x8 block means."""
+        return self._fit_codec(f"layout-{rate}", LAYOUT_RATES[rate], self.config["layout"]["codec"], "layout",
+                               "layout_lambda", 5000, self._layout_batch)
+
+    def _layout_batch(self, rng):
+        """Random LAYOUT_CROP-pixel crops as layouts, dihedral-augmented, a MAP_DROPOUT share of them with an
+        empty map: the layout must stand without the map."""
+        images = self.train_images()
+        lay, one_hot = [], []
+        for i in rng.integers(0, len(images), self.batch):
+            k = int(rng.integers(8))
+            cell = self.config["layout"]["cell"]
+            y, x = (int(v) * cell for v in rng.integers(0, (256 - LAYOUT_CROP) // cell + 1, 2))
+            img, classes = (a[y:y + LAYOUT_CROP, x:x + LAYOUT_CROP] for a in images[i])
+            if rng.random() < MAP_DROPOUT:
+                classes = np.zeros_like(classes)
+            pixels = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255
+            lay.append(dihedral(layout_of(pixels[None], cell)[0], k))
+            one_hot.append(dihedral(to_one_hot(classes)[0], k))
+        return torch.stack(lay).to(self.device), torch.stack(one_hot).to(self.device)
+
+    def _fit_codec(self, name, target, codec_config, stage, lambda_key, seed_offset, batch_of):
+        """Train one SPADE hyperprior codec (LatentCompressionModule(**codec_config)) for `self.steps[stage]` steps on
+        batches `batch_of(rng)` -> (input, one-hot map), loss lambda * MSE + bpp, lambda steered to `target` bpp
+        (and recorded in config rates[rate][lambda_key])."""
+        rate = name.split("-", 1)[1]
+        lcm = LatentCompressionModule(**codec_config)
+        state = self._codec_checkpoint(name, target)
         if state is None and self._ckpt(name).exists():
             self.log(f"{name}: its checkpoint was trained for {self._load(name).get('target')} bpp, the target is now "
                      f"{target}: training it afresh")
-        total = self.steps["lcm"]
+        total = self.steps[stage]
         if self._finished(name, state, total):
             lcm.load_state_dict(state["model"])
-            self.config["rates"][rate]["lambda"] = state["lambda"]
+            self.config["rates"][rate][lambda_key] = state["lambda"]
             return lcm
         lcm.to(self.device).train()
         named = dict(lcm.named_parameters())
@@ -371,16 +410,16 @@ class Trainer:
                 opt.load_state_dict(state["opt"])
                 aux_opt.load_state_dict(state["aux_opt"])
         extended = self._extensions(state)
-        rng = np.random.default_rng(self.seed + 1000 + start + int(target * 1000))
+        rng = np.random.default_rng(self.seed + seed_offset + start + int(target * 1000))
         t0 = self._clock(state)
-        for step in tqdm(range(start, total), desc=f"lcm {rate}", initial=start, total=total, mininterval=10):
+        for step in tqdm(range(start, total), desc=name, initial=start, total=total, mininterval=10):
             for g, lr in zip(opt.param_groups, base_lrs):
                 g["lr"] = lr / 4 if step >= int(total * 0.8) else lr
-            latent, one_hot = self._latent_batch(cache, rng)
-            out = lcm(latent, one_hot)
-            pixels = latent.shape[0] * latent.shape[2] * latent.shape[3] * 64
+            inputs, one_hot = batch_of(rng)
+            out = lcm(inputs, one_hot)
+            pixels = one_hot.shape[0] * one_hot.shape[2] * one_hot.shape[3]
             bpp = sum(-torch.log2(l).sum() for l in out["likelihoods"].values()) / pixels
-            mse = F.mse_loss(out["latent_hat"], latent)
+            mse = F.mse_loss(out["latent_hat"], inputs)
             loss = lam * mse + bpp
             opt.zero_grad()
             loss.backward()
@@ -407,7 +446,7 @@ class Trainer:
         lcm.update(force=True)
         self.timings[name] = time.time() - t0
         self.extended[name] = extended
-        self.config["rates"][rate]["lambda"] = lam
+        self.config["rates"][rate][lambda_key] = lam
         self._save(name, model=lcm.state_dict(), step=total, done=True, seconds=self.timings[name], extended=extended,
                    target=target, **{"lambda": lam, "bpp_avg": bpp_avg})
         return lcm
@@ -569,8 +608,10 @@ class Trainer:
         return ae.cpu().eval()
 
     # -- stage 6: export ----------------------------------------------------------------------
-    def export(self, ae, lcms, den):
+    def export(self, ae, lcms, layouts, den):
         lcms = {rate: lcm.cpu() for rate, lcm in lcms.items()}
+        for rate in layouts:
+            self.config["rates"][rate]["layout_target_bpp"] = LAYOUT_RATES[rate]
         model = MAGCModel(self.config, ae.cpu(), lcms["medium"], den.cpu(), "medium")
         self.config["training"] = {
             "steps": self.steps, "batch": self.batch,
@@ -582,51 +623,60 @@ class Trainer:
             "decoder_sampling_start": sampling_start(self.config),
             "decoder_maps": data.MAPS_VERSION,
         }
-        # float16 storage halves the shipped files (60 MB budget); inference still runs in float32
-        model.save_pretrained(self.out, lcms=lcms, storage_dtype=torch.float16)
+        # float16 storage halves the shipped files; inference still runs in float32
+        model.save_pretrained(self.out, lcms=lcms, layouts=layouts, storage_dtype=torch.float16)
         self.log(f"model written to {self.out}")
 
-    def _lcms_in_parallel(self):
-        """Train the unfinished LCMs in one process each, this process's threads shared out. Their small ops
-        use threads poorly (2 threads: 0.83 s a step, 1 thread: 0.95 s): on 2 cores, three one-thread
+    def _codecs_in_parallel(self):
+        """Train the unfinished LCMs and layout codecs in one process each, this process's threads shared out.
+        Their small ops use threads poorly (2 threads: 0.83 s a step, 1 thread: 0.95 s): on 2 cores, three one-thread
         processes side by side made 1.4 s a step each, 1.8x the steps per second of training them in turn."""
-        todo = [rate for rate in RATES
-                if not self._finished(f"lcm-{rate}", self._lcm_checkpoint(rate), self.steps["lcm"])]
+        todo = [("lcm", rate) for rate in RATES
+                if not self._finished(f"lcm-{rate}", self._codec_checkpoint(f"lcm-{rate}", RATES[rate]), self.steps["lcm"])]
+        todo += [("layout", rate) for rate in RATES
+                 if not self._finished(f"layout-{rate}", self._codec_checkpoint(f"layout-{rate}", LAYOUT_RATES[rate]),
+                                       self.steps["layout"])]
         budget = torch.get_num_threads()
         if len(todo) < 2 or budget < 2:
             return
-        threads = max(1, budget // len(todo))
-        self.log(f"training lcm-{', lcm-'.join(todo)} in {len(todo)} processes of {threads} thread(s)")
-        with ProcessPoolExecutor(len(todo), mp_context=multiprocessing.get_context("spawn")) as pool:
-            for done in [pool.submit(_train_lcm_alone, self.arguments, self.config, rate, threads) for rate in todo]:
+        workers = min(len(todo), 3)
+        threads = max(1, budget // workers)
+        self.log(f"training {', '.join(f'{part}-{rate}' for part, rate in todo)} in {workers} processes of "
+                 f"{threads} thread(s)")
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for done in [pool.submit(_train_codec_alone, self.arguments, self.config, codec, threads) for codec in todo]:
                 done.result()
 
-    def run(self, lcm_only=None):
-        """The whole recipe, or with `lcm_only` (a rate) that rate's LCM stage alone, as each of the parallel
-        LCM processes runs it; a full run picks up the LCMs' finished checkpoints."""
+    def run(self, codec_only=None):
+        """The whole recipe, or with `codec_only` ("lcm" or "layout", rate) that codec's stage alone, as each of the
+        parallel codec processes runs it; a full run picks up the codecs' finished checkpoints."""
         if not data.have_data():
             raise SystemExit(f"Training needs ../shared/data (looked in {data.data_root()}).")
-        if lcm_only is not None and lcm_only not in RATES:
-            raise SystemExit(f"Unknown rate {lcm_only!r}: choose one of {', '.join(RATES)}.")
+        if codec_only is not None and codec_only[1] not in RATES:
+            raise SystemExit(f"Unknown rate {codec_only[1]!r}: choose one of {', '.join(RATES)}.")
         torch.manual_seed(self.seed)
+        if codec_only is not None and codec_only[0] == "layout":
+            self.stage_layout(codec_only[1])  # pixels only: no autoencoder, no cache
+            return
         ae = self.stage_ae()
         cache = self.stage_cache(ae)
-        if lcm_only is not None:
-            self.stage_lcm(cache, lcm_only)
+        if codec_only is not None:
+            self.stage_lcm(cache, codec_only[1])
             return
         if self.device.type == "cpu":
-            self._lcms_in_parallel()
+            self._codecs_in_parallel()
         lcms = {rate: self.stage_lcm(cache, rate) for rate in RATES}
+        layouts = {rate: self.stage_layout(rate) for rate in RATES}
         den = self.stage_denoiser(cache, lcms)
         ae = self.stage_decoder(cache, ae, lcms, den)
-        self.export(ae, lcms, den)
+        self.export(ae, lcms, layouts, den)
         timings_path = self.work / "timings.json"
         timings_path.write_text(json.dumps(self.timings, indent=2))
 
 
-def _train_lcm_alone(trainer_arguments, config, rate, threads):
-    """One rate's LCM stage in a process of its own (see Trainer._lcms_in_parallel)."""
+def _train_codec_alone(trainer_arguments, config, codec, threads):
+    """One ("lcm" or "layout", rate) codec stage in a process of its own (see Trainer._codecs_in_parallel)."""
     torch.set_num_threads(threads)
     trainer = Trainer(*trainer_arguments)
     trainer.config = config
-    trainer.run(lcm_only=rate)
+    trainer.run(codec_only=codec)
