@@ -355,7 +355,7 @@ class Trainer:
                                lambda rng: self._latent_batch(cache, rng))
 
     def stage_layout(self, rate):
-        """The colour layout codec of one preset (codec/layout.py): the same module on the crops' 8x8 block means."""
+        """The colour layout codec of one preset (codec/layout.py): the same module on the crops' block means."""
         return self._fit_codec(f"layout-{rate}", LAYOUT_RATES[rate], self.config["layout"]["codec"], "layout",
                                "layout_lambda", 5000, self._layout_batch)
 
