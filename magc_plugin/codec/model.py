@@ -308,9 +308,7 @@ class MAGCModel(torch.nn.Module):
         arr = self._check_tile(image)
         x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float().div(255).to(self.device)
         one_hot = self._one_hot(class_raster, arr.shape[:2])
-        ys = [self.lcm.analyse(self.autoencoder.encode(x), one_hot)]
-        if self.layout is not None:
-            ys.append(self.layout.analyse(layout_of(x, self.config["layout"]["cell"]), one_hot))
+        ys = [module.analyse(inputs, one_hot) for module, inputs in zip(self._codecs, self._codec_inputs(x))]
         tile = arr
         if core is not None:
             cx, cy, cw, ch = core
@@ -337,6 +335,13 @@ class MAGCModel(torch.nn.Module):
     def _codecs(self):
         """The stage-1 codecs whose symbols a tile's stream holds, in stream order."""
         return [self.lcm] + ([self.layout] if self.layout is not None else [])
+
+    def _codec_inputs(self, x):
+        """What each of `_codecs` codes from the (1, 3, H, W) pixels x in [0, 1]: the latent, then the layout."""
+        inputs = [self.autoencoder.encode(x)]
+        if self.layout is not None:
+            inputs.append(layout_of(x, self.config["layout"]["cell"]))
+        return inputs
 
     @torch.no_grad()
     def decode_y(self, payload, tile_shape):
@@ -404,9 +409,7 @@ class MAGCModel(torch.nn.Module):
         arr = self._check_tile(image)
         x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float().div(255).to(self.device)
         one_hot = self._one_hot(class_raster, arr.shape[:2])
-        outs = [self.lcm(self.autoencoder.encode(x), one_hot)]
-        if self.layout is not None:
-            outs.append(self.layout(layout_of(x, self.config["layout"]["cell"]), one_hot))
+        outs = [module(inputs, one_hot) for module, inputs in zip(self._codecs, self._codec_inputs(x))]
         coded = sum(-torch.log2(l).sum() for out in outs for l in out["likelihoods"].values())
         return float(coded) + 8 * MEAN_COLOUR.size
 

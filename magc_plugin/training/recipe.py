@@ -362,11 +362,10 @@ class Trainer:
     def _layout_batch(self, rng):
         """Random LAYOUT_CROP-pixel crops as layouts, dihedral-augmented, a MAP_DROPOUT share of them with an
         empty map: the layout must stand without the map."""
-        images = self.train_images()
+        images, cell = self.train_images(), self.config["layout"]["cell"]
         lay, one_hot = [], []
         for i in rng.integers(0, len(images), self.batch):
             k = int(rng.integers(8))
-            cell = self.config["layout"]["cell"]
             y, x = (int(v) * cell for v in rng.integers(0, (256 - LAYOUT_CROP) // cell + 1, 2))
             img, classes = (a[y:y + LAYOUT_CROP, x:x + LAYOUT_CROP] for a in images[i])
             if rng.random() < MAP_DROPOUT:
