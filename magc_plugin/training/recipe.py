@@ -58,7 +58,7 @@ LAYOUT_RATES = {"low": 0.01, "medium": 0.015, "high": 0.02}
 MAP_DROPOUT, LAYOUT_CROP = 0.25, 128
 LAMBDA_START, LAMBDA_WARMUP, LAMBDA_GAIN = 8.0, 100, 0.02
 LCM_LR = 5e-4
-CPU_STEPS = {"ae": 100, "lcm": 4100, "layout": 3000, "denoiser": 14000, "decoder": 400}
+CPU_STEPS = {"ae": 100, "lcm": 4100, "layout": 6000, "denoiser": 14000, "decoder": 400}
 # On a CPU the denoiser gets more, smaller updates in the same time.
 CPU_DENOISER_BATCH = 8
 GPU_STEPS = {"ae": 4000, "lcm": 20000, "layout": 20000, "denoiser": 60000, "decoder": 6000}
