@@ -197,7 +197,7 @@ class MAGCModel(torch.nn.Module):
             raise MAGCError(f"Rate preset {rate!r} is not in {path}: choose one of {sorted(config['rates'])}.")
         files = [path / "autoencoder.safetensors", path / "denoiser.safetensors", path / config["rates"][rate]["lcm_file"]]
         if has_layout_codec(config):
-            files.append(path / config["rates"][rate].get("layout_file", f"layout-{rate}.safetensors"))
+            files.append(path / config["rates"][rate]["layout_file"])
         for f in files:
             if not f.is_file():
                 raise MAGCError(f"The model folder {path} lacks {f.name}: reinstall it.")
