@@ -236,21 +236,21 @@ def test_save_load_round_trip(model, tmp_path):
 
 
 def test_the_layout_codec_travels_with_its_folder_and_gives_the_streams_their_meaning(model, tmp_path):
-    """A folder holds each rate's layout codec beside its LCM; the stream checksum covers it, so a file whose
+    """A folder holds the layout codec its rates share beside their LCMs; the stream checksum covers it, so a file whose
     layout was coded by another codec is refused rather than decoded into other colours. A folder from before
     0.4.0 (no layout in config.json) codes the latent alone and holds nothing to a layout."""
     model.save_pretrained(tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert config["rates"]["medium"]["layout_file"] == "layout-medium.safetensors"
+    assert config["rates"]["medium"]["layout_file"] == "layout.safetensors"
     loaded = MAGCModel.from_pretrained(tmp_path / "m", device="cpu")
     img, cls = scene(128, seed=2)
     payload = loaded.compress_tile(img, cls)
     assert np.array_equal(loaded.decompress_tile(payload, cls, steps=1), model.decompress_tile(payload, cls, steps=1))
     checksum = loaded.stream_sha256
     from safetensors.torch import load_file, save_file
-    state = load_file(str(tmp_path / "m" / "layout-medium.safetensors"))
+    state = load_file(str(tmp_path / "m" / "layout.safetensors"))
     state["g_s.out.1.weight"] = state["g_s.out.1.weight"] * 1.01
-    save_file(state, str(tmp_path / "m" / "layout-medium.safetensors"))
+    save_file(state, str(tmp_path / "m" / "layout.safetensors"))
     assert MAGCModel.from_pretrained(tmp_path / "m", device="cpu").stream_sha256 != checksum
     del config["layout"]
     (tmp_path / "m" / "config.json").write_text(json.dumps(config))

@@ -44,11 +44,10 @@ def random_crops():
 
 
 def export_all(t, cache):
-    """Every stage the export needs (the layout codecs on random crops), then the export; the LCMs."""
+    """Every stage the export needs (the layout codec on random crops), then the export; the LCMs."""
     t._images = getattr(t, "_images", None) or random_crops()
     lcms = {rate: t.stage_lcm(cache, rate) for rate in RATES}
-    layouts = {rate: t.stage_layout(rate) for rate in RATES}
-    t.export(MAGCModel.from_config(t.config).autoencoder, lcms, layouts, t.stage_denoiser(cache, lcms))
+    t.export(MAGCModel.from_config(t.config).autoencoder, lcms, t.stage_layout(), t.stage_denoiser(cache, lcms))
     return lcms
 
 
@@ -76,16 +75,17 @@ def weights(module):
 
 
 @pytest.mark.skipif(not data.have_data(), reason="a full run checks for ../shared/data before any stage")
-def test_the_lcm_stages_train_side_by_side_in_processes_of_their_own(tmp_path, cache, monkeypatch):
+def test_the_codec_stages_train_side_by_side_in_processes_of_their_own(tmp_path, cache, monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # the 2-core budget, whatever this machine has
     t = trainer(tmp_path, 2)
     t._save("ae", model=MAGCModel.from_config(t.config).autoencoder.state_dict(), step=1, done=True)
     torch.save(cache, tmp_path / "work" / "latents.pt")
     t._codecs_in_parallel()
-    for rate in RATES:
-        state = torch.load(tmp_path / "work" / f"lcm-{rate}.pt", weights_only=False)
-        assert state["done"] and state["step"] == 2 and state["target"] == RATES[rate]
-    assert f"in {len(RATES)} processes" in (tmp_path / "work" / "train.log").read_text()
+    targets = {f"lcm-{rate}": target for rate, target in RATES.items()} | {"layout": recipe.LAYOUT_RATE}
+    for name, target in targets.items():
+        state = torch.load(tmp_path / "work" / f"{name}.pt", weights_only=False)
+        assert state["done"] and state["step"] == 2 and state["target"] == target
+    assert f"training {', '.join(targets)} in 3 processes" in (tmp_path / "work" / "train.log").read_text()
 
 
 @pytest.mark.skipif(not data.have_data(), reason="needs the OpenAerialMap tiles of ../shared/data")
@@ -135,10 +135,14 @@ def test_lcm_stage_extends_a_finished_checkpoint(tmp_path, cache):
     assert torch.equal(weights(reused), weights(extended))
 
 
-def test_lcm_stage_retrains_a_checkpoint_made_for_another_target(tmp_path, cache, monkeypatch):
+def test_lcm_stage_retrains_an_unfinished_checkpoint_made_for_another_target(tmp_path, cache, monkeypatch):
+    """Only a finished module is re-aimed (test_a_preset_aimed_elsewhere_re_aims_its_lcm): one stopped halfway
+    towards another target is trained afresh."""
     trainer(tmp_path, 2).stage_lcm(cache, "low")
     checkpoint = tmp_path / "work" / "lcm-low.pt"
-    assert torch.load(checkpoint, weights_only=False)["target"] == RATES["low"]
+    state = torch.load(checkpoint, weights_only=False)
+    assert state["target"] == RATES["low"]
+    torch.save({**state, "done": False, "step": 1}, checkpoint)
     monkeypatch.setitem(RATES, "low", RATES["low"] * 2)
 
     retargeted = trainer(tmp_path, 3)
@@ -258,7 +262,7 @@ def test_training_goes_on_from_a_model_folder(tmp_path, cache, crops, model_fold
     t._images = crops
     t.seed_from(model_folder)
     log = (tmp_path / "work" / "train.log").read_text()
-    assert "lcm-low: continuing from" in log and "denoiser: continuing from" in log
+    assert "lcm-low: continuing from" in log and "layout: continuing from" in log and "denoiser: continuing from" in log
     assert torch.load(tmp_path / "work" / "lcm-low.pt", weights_only=False)["extended"] == []
     assert t.stage_cache(t.stage_ae())["latent_scale"] == shipped.autoencoder.latent_scale
     assert torch.equal(weights(t.stage_denoiser(cache, {})), weights(shipped.denoiser))  # 1 step: finished, reused
@@ -294,6 +298,18 @@ def test_a_folder_from_before_the_maps_version_counts_its_decoder_as_fitted_on_v
     assert torch.load(tmp_path / "work" / "decoder.pt", weights_only=False)["basis"]["maps"] == 1
 
 
+def test_a_folder_with_a_layout_codec_per_preset_seeds_no_layout(tmp_path, model_folder):
+    """0.4.0 and 0.4.1 folders code each preset's own layout: none of them is the one layout codec this recipe
+    trains, so the layout stage starts afresh while the other stages go on from the folder."""
+    older = tmp_path / "older"
+    shutil.copytree(model_folder, older)
+    config = json.loads((older / "config.json").read_text())
+    del config["layout"]["lambda"], config["layout"]["target_bpp"]
+    (older / "config.json").write_text(json.dumps(config))
+    trainer(tmp_path, 1).seed_from(older)
+    assert not (tmp_path / "work" / "layout.pt").exists() and (tmp_path / "work" / "lcm-low.pt").exists()
+
+
 def test_a_model_seeded_with_more_steps_than_asked_records_the_steps_it_had(tmp_path, cache, model_folder):
     t = trainer(tmp_path, 1)
     t.seed_from(model_folder)
@@ -307,9 +323,8 @@ def test_exporting_a_seeded_model_leaves_its_lcm_files_as_they_were(tmp_path, ca
     t = trainer(tmp_path, 2)
     t.seed_from(model_folder)
     export_all(t, cache)
-    for rate in RATES:
-        for name in (f"lcm-{rate}.safetensors", f"layout-{rate}.safetensors"):
-            assert (tmp_path / "out" / name).read_bytes() == (model_folder / name).read_bytes()
+    for name in [f"lcm-{rate}.safetensors" for rate in RATES] + ["layout.safetensors"]:
+        assert (tmp_path / "out" / name).read_bytes() == (model_folder / name).read_bytes()
 
 
 def test_training_refuses_to_go_on_from_a_model_it_did_not_train(tmp_path, model_folder, monkeypatch):
@@ -326,19 +341,23 @@ def test_training_refuses_to_go_on_from_a_model_it_did_not_train(tmp_path, model
     assert not (tmp_path / "work" / "lcm-low.pt").exists()
 
 
-def test_a_preset_aimed_elsewhere_trains_its_lcm_afresh(tmp_path, cache, model_folder, monkeypatch):
-    """Going on from a folder whose low preset had another target: its low LCM is trained again from the start,
-    the other LCMs are reused, and the denoiser's log says that it was trained on the old module's outputs."""
+def test_a_preset_aimed_elsewhere_re_aims_its_lcm(tmp_path, cache, model_folder, monkeypatch):
+    """Going on from a folder whose low preset had another target: its low LCM is re-aimed (the stage's last
+    RETARGET_STEPS steps start from its weights and lambda), the other LCMs are reused, and the denoiser's log says
+    that it was trained on the old module's outputs."""
     old_target = RATES["low"]
     monkeypatch.setitem(RATES, "low", old_target * 1.5)
+    monkeypatch.setattr(recipe, "RETARGET_STEPS", 0)  # no step at the new target: the weights are the old module's
     t = trainer(tmp_path, 2)
     t.seed_from(model_folder)
+    old = torch.load(tmp_path / "work" / "lcm-low.pt", weights_only=False)
     lcms = {rate: t.stage_lcm(cache, rate) for rate in RATES}
     state = torch.load(tmp_path / "work" / "lcm-low.pt", weights_only=False)
-    assert state["target"] == RATES["low"] and state["extended"] == []
+    assert state["target"] == RATES["low"] and state["step"] == 2 and state["extended"] == []
+    assert state["lambda"] == old["lambda"] and torch.equal(state["model"]["g_a.stem.0.weight"], old["model"]["g_a.stem.0.weight"])
     t.stage_denoiser(cache, lcms)
     log = (tmp_path / "work" / "train.log").read_text()
-    assert f"its checkpoint was trained for {old_target} bpp, the target is now {RATES['low']}" in log
+    assert f"its checkpoint was trained for {old_target} bpp, the target is now {RATES['low']}: re-aiming it" in log
     assert "lcm-medium: its checkpoint" not in log and "extend it (more denoiser steps)" in log
 
 

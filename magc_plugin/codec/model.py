@@ -237,26 +237,27 @@ class MAGCModel(torch.nn.Module):
             model.layout = LatentCompressionModule(**config["layout"]["codec"])
         return model
 
-    def save_pretrained(self, path, lcms=None, card=None, storage_dtype=torch.float32, layouts=None):
-        """Write the folder; `lcms` maps rate -> LatentCompressionModule (default: this model's one), `layouts` rate ->
-        colour layout codec (default: this model's one, where it has one).
+    def save_pretrained(self, path, lcms=None, card=None, storage_dtype=torch.float32, layout=None):
+        """Write the folder; `lcms` maps rate -> LatentCompressionModule (default: this model's one), `layout` is the
+        colour layout codec every rate shares (default: this model's, where it has one).
         `storage_dtype=torch.float16` halves the files (the loaded model still computes in float32)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         lcms = lcms or {self.rate: self.lcm}
-        layouts = layouts or ({self.rate: self.layout} if self.layout is not None else {})
+        layout = layout or self.layout
         config = dict(self.config)
         # the autoencoder's scale is set by training (unit-variance latents); the LCM and the denoiser expect it
         config["autoencoder"] = {**config["autoencoder"], "latent_scale": self.autoencoder.latent_scale}
+        # each rate names its layout file, as folders with a layout codec per rate (0.4.0, 0.4.1) do
         config["rates"] = {r: {**self.config.get("rates", {}).get(r, {}), "lcm_file": f"lcm-{r}.safetensors",
-                               **({"layout_file": f"layout-{r}.safetensors"} if r in layouts else {})} for r in lcms}
+                               **({"layout_file": "layout.safetensors"} if layout is not None else {})} for r in lcms}
         config["default_rate"] = config.get("default_rate") if config.get("default_rate") in lcms else next(iter(lcms))
         _save(self.autoencoder, path / "autoencoder.safetensors", storage_dtype)
         _save(self.denoiser, path / "denoiser.safetensors", storage_dtype)
-        for part, modules in (("lcm", lcms), ("layout", layouts)):
-            for r, lcm in modules.items():
-                lcm.update(force=True)
-                _save(lcm, path / f"{part}-{r}.safetensors", storage_dtype)
+        codecs = {f"lcm-{r}": lcm for r, lcm in lcms.items()} | ({"layout": layout} if layout is not None else {})
+        for name, codec in codecs.items():
+            codec.update(force=True)
+            _save(codec, path / f"{name}.safetensors", storage_dtype)
         (path / "config.json").write_text(json.dumps(config, indent=2))
         if card:
             (path / "MODEL_CARD.md").write_text(card)

@@ -42,7 +42,7 @@ def main(argv=None):
     trainer = Trainer(args.work, args.out, device, steps=steps)
     if args.from_model:
         trainer.seed_from(args.from_model)
-    trainer.run(codec_only=args.lcm and ("lcm", args.lcm))
+    trainer.run(codec_only=args.lcm and f"lcm-{args.lcm}")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 Stages (each resumable from its checkpoint in the work folder, skipped when done). A finished LCM or
 denoiser stage asked for more steps than it has is extended from its weights with a fresh optimiser;
-the autoencoder is never extended, since the cached latents are its output. An LCM checkpoint made for
-another target bpp is trained afresh (the denoiser's log then says to extend it onto the new outputs). A model
+the autoencoder is never extended, since the cached latents are its output. A finished codec checkpoint made for
+another target bpp is re-aimed: the stage's last RETARGET_STEPS steps start from its weights and lambda (the
+denoiser's log then says to extend it onto the new outputs); an unfinished one is trained afresh. A model
 folder, such as the shipped one, can stand in for the checkpoints (``seed_from``, ``--from-model``): training then
 goes on from its weights.
 
@@ -12,8 +13,8 @@ goes on from its weights.
 2. ``cache``: encode every training crop once; set the latent scale to 1/std.
 3. ``lcm``: one latent compression module per rate preset (on a CPU, side by side in processes of their own), loss
    lambda * MSE(latent_tilde, latent) + bpp in latent space (MAGC.md, stage 1), lambda
-   steered towards the preset's target bpp. ``layout``: one colour layout codec per preset (codec/layout.py), the
-   same module and loss on the crops' 16-pixel block means, side by side with the LCMs.
+   steered towards the preset's target bpp. ``layout``: one colour layout codec that every preset shares
+   (codec/layout.py), the same module and loss on the crops' 16-pixel block means, side by side with the LCMs.
 4. ``denoiser``: the semantic adapter + conditional UNet, MSE of the schedule's prediction
    (v for the compact model) on x_t with
    latent_tilde from the frozen LCMs (a random rate per batch: one denoiser serves all).
@@ -40,25 +41,29 @@ from tqdm import tqdm
 from ..codec.classes import to_one_hot
 from ..codec.layout import layout_of
 from ..codec.lcm import LatentCompressionModule
-from ..codec.model import MAGCModel, compact_config, has_layout_codec, load_lcm, sampling_start
+from ..codec.model import MAGCModel, compact_config, load_lcm, sampling_start
 from ..codec.sampler import sample, training_scheduler
 from .. import data
 
 # preset -> target bpp. A fixed lambda lands at a rate that depends on the schedule's length
 # (the paper's lambdas assume ~100k steps), so lambda is steered to the target during training.
 RATES = {
-    # targets are on training crops: the smoother held-out tiles code at less (low: about 0.02 bpp there)
-    "low": 0.03,
+    # targets are on training crops: the smoother held-out tiles code at less (low: about 0.011 bpp there)
+    "low": 0.02,
     "medium": 0.045,
     "high": 0.07,
 }
-# preset -> target bpp of its colour layout codec (codec/layout.py), on top of the LCM's.
-LAYOUT_RATES = {"low": 0.01, "medium": 0.015, "high": 0.02}
+# target bpp of the colour layout codec (codec/layout.py) that every preset codes after its LCM: up to about 0.025 bpp
+# on held-out tiles a bit spent on the layout buys more of every measure than one spent on the LCM (MODEL_CARD History).
+LAYOUT_RATE = 0.02
 # The share of the layout codec's training crops given an empty map; its crops' side in pixels.
 MAP_DROPOUT, LAYOUT_CROP = 0.25, 128
 LAMBDA_START, LAMBDA_WARMUP, LAMBDA_GAIN = 8.0, 100, 0.02
 LCM_LR = 5e-4
-CPU_STEPS = {"ae": 100, "lcm": 4100, "layout": 6000, "denoiser": 14000, "decoder": 400}
+# Re-aiming a trained codec at a new target: fewer bits and more PSNR than a module trained afresh for the stage's
+# steps (low LCM at 0.02 bpp on held-out tiles: MODEL_CARD History).
+RETARGET_STEPS = 1500
+CPU_STEPS = {"ae": 100, "lcm": 4100, "layout": 15000, "denoiser": 14000, "decoder": 400}
 # On a CPU the denoiser gets more, smaller updates in the same time.
 CPU_DENOISER_BATCH = 8
 GPU_STEPS = {"ae": 4000, "lcm": 20000, "layout": 20000, "denoiser": 60000, "decoder": 6000}
@@ -221,11 +226,11 @@ class Trainer:
         for rate in RATES:
             checkpoints[f"lcm-{rate}"] = dict(model=load_lcm(model_dir, config, rate).state_dict(), target=targets[rate],
                                               **{"lambda": config["rates"][rate]["lambda"]}, **record(f"lcm-{rate}", "lcm"))
-            if has_layout_codec(config) and "layout" in steps:
-                checkpoints[f"layout-{rate}"] = dict(
-                    model=load_lcm(model_dir, config, rate, "layout").state_dict(),
-                    target=config["rates"][rate]["layout_target_bpp"],
-                    **{"lambda": config["rates"][rate]["layout_lambda"]}, **record(f"layout-{rate}", "layout"))
+        # folders of 0.4.0 and 0.4.1 hold a layout codec per preset, not the one this recipe trains: theirs are not seeded
+        if "lambda" in config.get("layout", {}):
+            checkpoints["layout"] = dict(model=load_lcm(model_dir, config, config["default_rate"], "layout").state_dict(),
+                                         target=config["layout"]["target_bpp"], **{"lambda": config["layout"]["lambda"]},
+                                         **record("layout", "layout"))
         checkpoints["denoiser"] = dict(ema=model.denoiser.state_dict(), lcm_targets=targets,
                                        **record("denoiser", "denoiser"))
         if "decoder" in steps:
@@ -351,13 +356,14 @@ class Trainer:
         return state if state and state.get("target") == target else None
 
     def stage_lcm(self, cache, rate):
-        return self._fit_codec(f"lcm-{rate}", RATES[rate], self.config["lcm"], "lcm", "lambda", 1000,
+        return self._fit_codec(f"lcm-{rate}", RATES[rate], self.config["lcm"], self.config["rates"][rate], 1000,
                                lambda rng: self._latent_batch(cache, rng))
 
-    def stage_layout(self, rate):
-        """The colour layout codec of one preset (codec/layout.py): the same module on the crops' block means."""
-        return self._fit_codec(f"layout-{rate}", LAYOUT_RATES[rate], self.config["layout"]["codec"], "layout",
-                               "layout_lambda", 5000, self._layout_batch)
+    def stage_layout(self):
+        """The colour layout codec of every preset (codec/layout.py): the same module on the crops' block means."""
+        self.config["layout"]["target_bpp"] = LAYOUT_RATE
+        return self._fit_codec("layout", LAYOUT_RATE, self.config["layout"]["codec"], self.config["layout"], 5000,
+                               self._layout_batch)
 
     def _layout_batch(self, rng):
         """Random LAYOUT_CROP-pixel crops as layouts, dihedral-augmented, a MAP_DROPOUT share of them with an
@@ -375,20 +381,22 @@ class Trainer:
             one_hot.append(dihedral(to_one_hot(classes)[0], k))
         return torch.stack(lay).to(self.device), torch.stack(one_hot).to(self.device)
 
-    def _fit_codec(self, name, target, codec_config, stage, lambda_key, seed_offset, batch_of):
-        """Train one SPADE hyperprior codec (LatentCompressionModule(**codec_config)) for `self.steps[stage]` steps on
-        batches `batch_of(rng)` -> (input, one-hot map), loss lambda * MSE + bpp, lambda steered to `target` bpp
-        (and recorded in config rates[rate][lambda_key])."""
-        rate = name.split("-", 1)[1]
+    def _fit_codec(self, name, target, codec_config, record, seed_offset, batch_of):
+        """Train one SPADE hyperprior codec (LatentCompressionModule(**codec_config)) for the steps of its stage (the
+        checkpoint `name` up to its "-") on batches `batch_of(rng)` -> (input, one-hot map), loss lambda * MSE + bpp,
+        lambda steered to `target` bpp (and recorded as record["lambda"], `record` a part of the config)."""
         lcm = LatentCompressionModule(**codec_config)
-        state = self._codec_checkpoint(name, target)
-        if state is None and self._ckpt(name).exists():
-            self.log(f"{name}: its checkpoint was trained for {self._load(name).get('target')} bpp, the target is now "
-                     f"{target}: training it afresh")
-        total = self.steps[stage]
+        state = self._load(name)
+        total = self.steps[name.split("-")[0]]
+        aimed_elsewhere = state if state and state.get("target") != target else None
+        if aimed_elsewhere:
+            state = None
+            self.log(f"{name}: its checkpoint was trained for {aimed_elsewhere.get('target')} bpp, the target is now "
+                     f"{target}: " + (f"re-aiming it (its last {min(RETARGET_STEPS, total)} steps from those weights)"
+                                      if aimed_elsewhere.get("done") else "training it afresh"))
         if self._finished(name, state, total):
             lcm.load_state_dict(state["model"])
-            self.config["rates"][rate][lambda_key] = state["lambda"]
+            record["lambda"] = state["lambda"]
             return lcm
         lcm.to(self.device).train()
         named = dict(lcm.named_parameters())
@@ -402,6 +410,9 @@ class Trainer:
         opt = torch.optim.Adam([{"params": nets, "lr": base_lrs[0]}, {"params": density, "lr": base_lrs[1]}])
         aux_opt = torch.optim.Adam(aux, lr=1e-2)
         start, lam, bpp_avg = 0, LAMBDA_START, target
+        if aimed_elsewhere and aimed_elsewhere.get("done"):
+            lcm.load_state_dict(aimed_elsewhere["model"])
+            start, lam = max(0, total - RETARGET_STEPS), aimed_elsewhere["lambda"]
         if state:
             lcm.load_state_dict(state["model"], strict=False)
             start, lam, bpp_avg = state["step"], state["lambda"], state.get("bpp_avg", target)
@@ -445,7 +456,7 @@ class Trainer:
         lcm.update(force=True)
         self.timings[name] = time.time() - t0
         self.extended[name] = extended
-        self.config["rates"][rate][lambda_key] = lam
+        record["lambda"] = lam
         self._save(name, model=lcm.state_dict(), step=total, done=True, seconds=self.timings[name], extended=extended,
                    target=target, **{"lambda": lam, "bpp_avg": bpp_avg})
         return lcm
@@ -607,10 +618,8 @@ class Trainer:
         return ae.cpu().eval()
 
     # -- stage 6: export ----------------------------------------------------------------------
-    def export(self, ae, lcms, layouts, den):
+    def export(self, ae, lcms, layout, den):
         lcms = {rate: lcm.cpu() for rate, lcm in lcms.items()}
-        for rate in layouts:
-            self.config["rates"][rate]["layout_target_bpp"] = LAYOUT_RATES[rate]
         model = MAGCModel(self.config, ae.cpu(), lcms["medium"], den.cpu(), "medium")
         self.config["training"] = {
             "steps": self.steps, "batch": self.batch,
@@ -623,58 +632,58 @@ class Trainer:
             "decoder_maps": data.MAPS_VERSION,
         }
         # float16 storage halves the shipped files; inference still runs in float32
-        model.save_pretrained(self.out, lcms=lcms, layouts=layouts, storage_dtype=torch.float16)
+        model.save_pretrained(self.out, lcms=lcms, layout=layout, storage_dtype=torch.float16)
         self.log(f"model written to {self.out}")
 
     def _codecs_in_parallel(self):
         """Train the unfinished LCMs and layout codecs in one process each, this process's threads shared out.
         Their small ops use threads poorly (2 threads: 0.83 s a step, 1 thread: 0.95 s): on 2 cores, three one-thread
         processes side by side made 1.4 s a step each, 1.8x the steps per second of training them in turn."""
-        todo = [("lcm", rate) for rate in RATES
-                if not self._finished(f"lcm-{rate}", self._codec_checkpoint(f"lcm-{rate}", RATES[rate]), self.steps["lcm"])]
-        todo += [("layout", rate) for rate in RATES
-                 if not self._finished(f"layout-{rate}", self._codec_checkpoint(f"layout-{rate}", LAYOUT_RATES[rate]),
-                                       self.steps["layout"])]
+        targets = {f"lcm-{rate}": target for rate, target in RATES.items()} | {"layout": LAYOUT_RATE}
+        todo = [name for name, target in targets.items()
+                if not self._finished(name, self._codec_checkpoint(name, target), self.steps[name.split("-")[0]])]
         budget = torch.get_num_threads()
         if len(todo) < 2 or budget < 2:
             return
         workers = min(len(todo), 3)
         threads = max(1, budget // workers)
-        self.log(f"training {', '.join(f'{part}-{rate}' for part, rate in todo)} in {workers} processes of "
+        self.log(f"training {', '.join(todo)} in {workers} processes of "
                  f"{threads} thread(s)")
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             for done in [pool.submit(_train_codec_alone, self.arguments, self.config, codec, threads) for codec in todo]:
                 done.result()
 
     def run(self, codec_only=None):
-        """The whole recipe, or with `codec_only` ("lcm" or "layout", rate) that codec's stage alone, as each of the
-        parallel codec processes runs it; a full run picks up the codecs' finished checkpoints."""
+        """The whole recipe, or with `codec_only` (a codec's checkpoint name: "lcm-RATE" or "layout") that codec's
+        stage alone, as each of the parallel codec processes runs it; a full run picks up the codecs' finished
+        checkpoints."""
         if not data.have_data():
             raise SystemExit(f"Training needs ../shared/data (looked in {data.data_root()}).")
-        if codec_only is not None and codec_only[1] not in RATES:
-            raise SystemExit(f"Unknown rate {codec_only[1]!r}: choose one of {', '.join(RATES)}.")
+        codecs = [f"lcm-{rate}" for rate in RATES] + ["layout"]
+        if codec_only is not None and codec_only not in codecs:
+            raise SystemExit(f"Unknown codec {codec_only!r}: choose one of {', '.join(codecs)}.")
         torch.manual_seed(self.seed)
-        if codec_only is not None and codec_only[0] == "layout":
-            self.stage_layout(codec_only[1])  # pixels only: no autoencoder, no cache
+        if codec_only == "layout":
+            self.stage_layout()  # pixels only: no autoencoder, no cache
             return
         ae = self.stage_ae()
         cache = self.stage_cache(ae)
         if codec_only is not None:
-            self.stage_lcm(cache, codec_only[1])
+            self.stage_lcm(cache, codec_only.split("-", 1)[1])
             return
         if self.device.type == "cpu":
             self._codecs_in_parallel()
         lcms = {rate: self.stage_lcm(cache, rate) for rate in RATES}
-        layouts = {rate: self.stage_layout(rate) for rate in RATES}
+        layout = self.stage_layout()
         den = self.stage_denoiser(cache, lcms)
         ae = self.stage_decoder(cache, ae, lcms, den)
-        self.export(ae, lcms, layouts, den)
+        self.export(ae, lcms, layout, den)
         timings_path = self.work / "timings.json"
         timings_path.write_text(json.dumps(self.timings, indent=2))
 
 
 def _train_codec_alone(trainer_arguments, config, codec, threads):
-    """One ("lcm" or "layout", rate) codec stage in a process of its own (see Trainer._codecs_in_parallel)."""
+    """One codec stage ("lcm-RATE" or "layout") in a process of its own (see Trainer._codecs_in_parallel)."""
     torch.set_num_threads(threads)
     trainer = Trainer(*trainer_arguments)
     trainer.config = config

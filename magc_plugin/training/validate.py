@@ -149,13 +149,12 @@ def model_card(config, results, n, steps, history=""):
           if t.get("extended") else []),
         "- Rate presets (target bpp on 128-pixel training crops -> lambda reached by the steering): "
         + ", ".join(f"{r} {c.get('target_bpp')} -> {c.get('lambda', float('nan')):.2f}" for r, c in config["rates"].items()) + ".",
-        *(["- Colour layout codecs (`codec/layout.py`: the tile's 16-pixel block means, coded after the latent; target "
-           "bpp on the same crops -> lambda): "
-           + ", ".join(f"{r} {c.get('layout_target_bpp')} -> {c.get('layout_lambda', float('nan')):.2f}"
-                       for r, c in config["rates"].items()) + "; a quarter of their training crops have an empty map."]
-          if "codec" in config.get("layout", {}) else []),
+        *([f"- Colour layout codec, one for every preset (`codec/layout.py`: the tile's 16-pixel block means, coded after "
+           f"the latent; target bpp on the same crops -> lambda): {config['layout']['target_bpp']} -> "
+           f"{config['layout']['lambda']:.2f}; a quarter of its training crops have an empty map."]
+          if "lambda" in config.get("layout", {}) else []),
         f"- Wall time per stage (s): {t.get('seconds')}.",
-        "- Stage 1 loss: lambda * MSE(latent) + bpp (layout codecs: lambda * MSE(block means) + bpp); stage 2: MSE of the "
+        "- Stage 1 loss: lambda * MSE(latent) + bpp (the layout codec: lambda * MSE(block means) + bpp); stage 2: MSE of the "
         f"{config['schedule']['prediction_type']} prediction, EMA weights, latent_tilde from the frozen "
         "LCMs (one denoiser shared by every rate).",
         *(["- Then the decoder alone (the encoder, so the bitstream, is unchanged) is fine-tuned on latents that "
