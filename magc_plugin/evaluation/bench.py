@@ -272,9 +272,8 @@ def check_targets(summary, steps):
 
     Codecs that cannot go as low as twice MAGC's bitrate are named in `out_of_reach`, with their bpp, and are
     not compared in the every-codec rows; a single named rival is compared even then (with more bytes)."""
-    variants = {(s["codec"], s["rate"]): s for s in summary
-                if (s["codec"], s["steps"]) in (("magc", steps), ("magc-emptymap", steps), ("magc-roadless", steps),
-                                                ("magc-stage1", 0))}
+    decoded_by = {variant: 0 if variant == "magc-stage1" else steps for variant, *_ in FIDELITY_TARGETS}
+    variants = {(s["codec"], s["rate"]): s for s in summary if decoded_by.get(s["codec"]) == s["steps"]}
     classical = [s for s in summary if s["match"] in BASELINE_MATCHES]
     magc = {rate: s for (codec, rate), s in variants.items() if codec == "magc"}
     rows = []

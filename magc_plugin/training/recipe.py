@@ -94,6 +94,11 @@ def _decoder_loss_terms():
     return {"contrast": [CONTRAST_WEIGHT, CONTRAST_CELL], "grid": GRID_WEIGHT, "dists": DISTS_WEIGHT}
 
 
+def _codec_targets():
+    """Each stage-1 codec's checkpoint name and target bpp: one LCM per preset, then the shared layout codec."""
+    return {f"lcm-{rate}": target for rate, target in RATES.items()} | {"layout": LAYOUT_RATE}
+
+
 def _lcm_targets(rates):
     """The target bpp of this recipe's LCM for each of `rates`: what the stages after them were trained on."""
     return {rate: RATES[rate] for rate in rates}
@@ -388,12 +393,13 @@ class Trainer:
         lcm = LatentCompressionModule(**codec_config)
         state = self._load(name)
         total = self.steps[name.split("-")[0]]
-        aimed_elsewhere = state if state and state.get("target") != target else None
-        if aimed_elsewhere:
+        re_aim_from = None
+        if state and state.get("target") != target:
+            re_aim_from = state if state.get("done") else None
+            self.log(f"{name}: its checkpoint was trained for {state.get('target')} bpp, the target is now {target}: "
+                     + (f"re-aiming it (its last {min(RETARGET_STEPS, total)} steps from those weights)"
+                        if re_aim_from else "training it afresh"))
             state = None
-            self.log(f"{name}: its checkpoint was trained for {aimed_elsewhere.get('target')} bpp, the target is now "
-                     f"{target}: " + (f"re-aiming it (its last {min(RETARGET_STEPS, total)} steps from those weights)"
-                                      if aimed_elsewhere.get("done") else "training it afresh"))
         if self._finished(name, state, total):
             lcm.load_state_dict(state["model"])
             record["lambda"] = state["lambda"]
@@ -410,9 +416,9 @@ class Trainer:
         opt = torch.optim.Adam([{"params": nets, "lr": base_lrs[0]}, {"params": density, "lr": base_lrs[1]}])
         aux_opt = torch.optim.Adam(aux, lr=1e-2)
         start, lam, bpp_avg = 0, LAMBDA_START, target
-        if aimed_elsewhere and aimed_elsewhere.get("done"):
-            lcm.load_state_dict(aimed_elsewhere["model"])
-            start, lam = max(0, total - RETARGET_STEPS), aimed_elsewhere["lambda"]
+        if re_aim_from:
+            lcm.load_state_dict(re_aim_from["model"])
+            start, lam = max(0, total - RETARGET_STEPS), re_aim_from["lambda"]
         if state:
             lcm.load_state_dict(state["model"], strict=False)
             start, lam, bpp_avg = state["step"], state["lambda"], state.get("bpp_avg", target)
@@ -639,8 +645,7 @@ class Trainer:
         """Train the unfinished LCMs and layout codecs in one process each, this process's threads shared out.
         Their small ops use threads poorly (2 threads: 0.83 s a step, 1 thread: 0.95 s): on 2 cores, three one-thread
         processes side by side made 1.4 s a step each, 1.8x the steps per second of training them in turn."""
-        targets = {f"lcm-{rate}": target for rate, target in RATES.items()} | {"layout": LAYOUT_RATE}
-        todo = [name for name, target in targets.items()
+        todo = [name for name, target in _codec_targets().items()
                 if not self._finished(name, self._codec_checkpoint(name, target), self.steps[name.split("-")[0]])]
         budget = torch.get_num_threads()
         if len(todo) < 2 or budget < 2:
@@ -659,9 +664,8 @@ class Trainer:
         checkpoints."""
         if not data.have_data():
             raise SystemExit(f"Training needs ../shared/data (looked in {data.data_root()}).")
-        codecs = [f"lcm-{rate}" for rate in RATES] + ["layout"]
-        if codec_only is not None and codec_only not in codecs:
-            raise SystemExit(f"Unknown codec {codec_only!r}: choose one of {', '.join(codecs)}.")
+        if codec_only is not None and codec_only not in _codec_targets():
+            raise SystemExit(f"Unknown codec {codec_only!r}: choose one of {', '.join(_codec_targets())}.")
         torch.manual_seed(self.seed)
         if codec_only == "layout":
             self.stage_layout()  # pixels only: no autoencoder, no cache
