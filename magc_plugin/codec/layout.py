@@ -18,6 +18,9 @@ import torch.nn.functional as F
 
 GRID = 8  # the layout lies on the latent's grid (so the codec is the LCM's module), each cell's mean repeated on it
 CENTRE, SPREAD = 0.5, 4.0  # pixel levels in [0, 1] to layout units (about unit variance, as the LCM expects)
+# Three passes of the hold bring held-out tiles' decoded 16-pixel block means from 30.6 to 34.8 dB of the original's
+# (one pass: 30.6), with LPIPS and DISTS unchanged (MODEL_CARD History).
+HOLD_PASSES = 3
 
 
 def layout_of(pixels, cell):
@@ -26,11 +29,14 @@ def layout_of(pixels, cell):
     return means.repeat_interleave(cell // GRID, -2).repeat_interleave(cell // GRID, -1)
 
 
-def hold_to_layout(image, layout_hat, cell):
+def hold_to_layout(image, layout_hat, cell, passes=HOLD_PASSES):
     """The (H, W, 3) uint8 `image` with its `cell`-pixel block means moved onto those of `layout_hat`
-    ((1, 3, H/8, W/8) layout units), the moves blended bilinearly so that no cell edge shows."""
-    target = (layout_hat.detach().float().cpu() / SPREAD + CENTRE) * 255
+    ((1, 3, H/8, W/8) layout units), the moves blended bilinearly so that no cell edge shows. Blending spreads each
+    move over the neighbouring cells, so one pass leaves the means short of the layout's; each further pass moves
+    them by what is still missing."""
+    target = F.avg_pool2d((layout_hat.detach().float().cpu() / SPREAD + CENTRE) * 255, cell // GRID)
     pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
-    shift = F.avg_pool2d(target, cell // GRID) - F.avg_pool2d(pixels, cell)
-    shift = F.interpolate(shift, scale_factor=cell, mode="bilinear", align_corners=False)
-    return (pixels + shift)[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+    for _ in range(passes):
+        shift = target - F.avg_pool2d(pixels, cell)
+        pixels = pixels + F.interpolate(shift, scale_factor=cell, mode="bilinear", align_corners=False)
+    return pixels[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()

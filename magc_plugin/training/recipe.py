@@ -63,7 +63,7 @@ LCM_LR = 5e-4
 # Re-aiming a trained codec at a new target: fewer bits and more PSNR than a module trained afresh for the stage's
 # steps (low LCM at 0.02 bpp on held-out tiles: MODEL_CARD History).
 RETARGET_STEPS = 1500
-CPU_STEPS = {"ae": 100, "lcm": 4100, "layout": 15000, "denoiser": 14000, "decoder": 400}
+CPU_STEPS = {"ae": 100, "lcm": 8000, "layout": 25000, "denoiser": 14000, "decoder": 400}
 # On a CPU the denoiser gets more, smaller updates in the same time.
 CPU_DENOISER_BATCH = 8
 GPU_STEPS = {"ae": 4000, "lcm": 20000, "layout": 20000, "denoiser": 60000, "decoder": 6000}
