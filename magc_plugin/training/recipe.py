@@ -647,6 +647,8 @@ class Trainer:
         processes side by side made 1.4 s a step each, 1.8x the steps per second of training them in turn."""
         todo = [name for name, target in _codec_targets().items()
                 if not self._finished(name, self._codec_checkpoint(name, target), self.steps[name.split("-")[0]])]
+        # the longest stage first: started last, when a process frees, it would end long after the others
+        todo.sort(key=lambda name: -self.steps[name.split("-")[0]])
         budget = torch.get_num_threads()
         if len(todo) < 2 or budget < 2:
             return
