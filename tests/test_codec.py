@@ -460,4 +460,3 @@ def test_each_pass_of_the_hold_brings_the_cell_means_closer_to_the_layout():
     errors = [np.abs(hold_to_layout(image, target_layout, 16, passes).reshape(8, 16, 8, 16, 3).mean(axis=(1, 3))
                      - target[0].permute(1, 2, 0).numpy() * 255).mean() for passes in (1, 2, 3)]
     assert errors[2] < errors[1] < errors[0] and errors[2] < errors[0] / 2, errors
-

@@ -99,6 +99,11 @@ def _codec_targets():
     return {f"lcm-{rate}": target for rate, target in RATES.items()} | {"layout": LAYOUT_RATE}
 
 
+def _stage_of(name):
+    """The stage (its key in the step counts) of a checkpoint name: "lcm-low" -> "lcm", "layout" -> "layout"."""
+    return name.split("-")[0]
+
+
 def _lcm_targets(rates):
     """The target bpp of this recipe's LCM for each of `rates`: what the stages after them were trained on."""
     return {rate: RATES[rate] for rate in rates}
@@ -185,7 +190,7 @@ class Trainer:
         if not (state and state.get("done") and state["step"] >= total):
             return False
         # a stage seeded with more steps than asked (--from-model) is recorded with the steps it has had
-        stage = name.split("-")[0]
+        stage = _stage_of(name)
         self.steps[stage] = max(self.steps[stage], state["step"])
         self.timings[name] = state.get("seconds", 0.0)
         self.extended[name] = state.get("extended", [])
@@ -392,7 +397,7 @@ class Trainer:
         lambda steered to `target` bpp (and recorded as record["lambda"], `record` a part of the config)."""
         lcm = LatentCompressionModule(**codec_config)
         state = self._load(name)
-        total = self.steps[name.split("-")[0]]
+        total = self.steps[_stage_of(name)]
         re_aim_from = None
         if state and state.get("target") != target:
             re_aim_from = state if state.get("done") else None
@@ -646,16 +651,15 @@ class Trainer:
         Their small ops use threads poorly (2 threads: 0.83 s a step, 1 thread: 0.95 s): on 2 cores, three one-thread
         processes side by side made 1.4 s a step each, 1.8x the steps per second of training them in turn."""
         todo = [name for name, target in _codec_targets().items()
-                if not self._finished(name, self._codec_checkpoint(name, target), self.steps[name.split("-")[0]])]
+                if not self._finished(name, self._codec_checkpoint(name, target), self.steps[_stage_of(name)])]
         # the longest stage first: started last, when a process frees, it would end long after the others
-        todo.sort(key=lambda name: -self.steps[name.split("-")[0]])
+        todo.sort(key=lambda name: -self.steps[_stage_of(name)])
         budget = torch.get_num_threads()
         if len(todo) < 2 or budget < 2:
             return
         workers = min(len(todo), 3)
         threads = max(1, budget // workers)
-        self.log(f"training {', '.join(todo)} in {workers} processes of "
-                 f"{threads} thread(s)")
+        self.log(f"training {', '.join(todo)} in {workers} processes of {threads} thread(s)")
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             for done in [pool.submit(_train_codec_alone, self.arguments, self.config, codec, threads) for codec in todo]:
                 done.result()
