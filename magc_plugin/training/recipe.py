@@ -255,7 +255,7 @@ class Trainer:
                 self.log(f"{name}: the work folder has a checkpoint, kept (not replaced by {model_dir}'s)")
             else:
                 self._save(name, **checkpoint)
-                self.log(f"{name}: continuing from {model_dir} ({steps.get(name.split('-')[0])} steps)")
+                self.log(f"{name}: continuing from {model_dir} ({steps.get(_stage_of(name))} steps)")
 
     # -- stage 1: autoencoder -----------------------------------------------------
     def stage_ae(self):
