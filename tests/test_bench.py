@@ -7,7 +7,7 @@ import pytest
 
 from magc_plugin.codec.classes import NOT_MAPPED, ROAD
 from magc_plugin.codec.model import MAGCModel
-from magc_plugin.evaluation import bench, segmentation
+from magc_plugin.evaluation import bench, paired, segmentation
 
 
 def tiny_samples(limit=None):
@@ -38,8 +38,8 @@ def test_bench_end_to_end(tmp_path, tiny_model_dir, monkeypatch):
                           "--seeds", "2", "--step-curve", "1", "--codecs", "jpeg,jpeg2000,svtav1",
                           "--segnet", str(segnet), "--grid", "2", "--visual", "2",
                           "--weights-dir", str(tmp_path / "no_weights"), "--no-fid"])
-    for name in ("index.html", "per_image.csv", "summary.csv", "targets.csv", "rate_psnr.png", "rate_psnr_block16.png",
-                 "grid.png", "steps_curve.png", "visual.html"):
+    for name in ("index.html", "per_image.csv", "segmentation.npz", "summary.csv", "targets.csv", "rate_psnr.png",
+                 "rate_psnr_block16.png", "grid.png", "steps_curve.png", "visual.html"):
         assert (out / name).is_file(), name
     rows = list(csv.DictReader(open(out / "per_image.csv")))
     codecs = {r["codec"] for r in rows}
@@ -82,6 +82,14 @@ def test_bench_end_to_end(tmp_path, tiny_model_dir, monkeypatch):
     assert all(issue23[(v, t)] in ("yes", "NO") for v, t in issue23 if "psnr" in t)  # measured here
     assert issue23[("magc", "dists better than every classical codec at x2")] == "not measured"  # no weights
     assert "lpips_alex skipped" in html
+    # each target row says how far it is from the noise: the paired standard error over the 2 samples
+    psnr_rows = [t for t in targets if t["codec"] == "magc" and t["target"] == "psnr within 3 dB of svtav1 x1"]
+    assert psnr_rows and all(float(t["difference_se"]) >= 0 for t in psnr_rows)
+    # the report compared with itself, sample by sample: every figure moves by exactly nothing
+    same = paired.compare_reports(out, out, ("magc", "magc-stage1"))
+    figures = {r["figure"] for r in same}
+    assert {"psnr", "psnr_block16", "bpp", "miou_vs_original"} <= figures
+    assert all(r["difference"] == 0 and r["standard_error"] == 0 for r in same)
     assert re.search(r"container bytes of a one-tile file[^<]*</td><td>\d{2}<", html)  # about 60, not kB
 
 
@@ -155,3 +163,41 @@ def test_iou_meter_and_partial_loss():
     loss = segmentation.partial_label_loss(logits, target, torch.tensor([True, False]))
     loss.backward()
     assert torch.isfinite(loss) and logits.grad.abs().sum() > 0
+
+
+def test_paired_differences_and_their_standard_errors():
+    """Per-image figures: per-sample differences, seeds averaged first; mIoU: pooled confusions, bootstrap."""
+    rng = np.random.default_rng(0)
+    samples = [f"s{i}" for i in range(40)]
+    level = {s: rng.normal(20, 3) for s in samples}  # samples differ far more than the two runs do
+    old = [{"sample": s, "psnr": level[s]} for s in samples]
+    new = [{"sample": s, "seed": k, "psnr": level[s] + 0.5 + rng.normal(0, 0.2)} for s in samples for k in range(2)]
+    diff, se, n = paired.difference(old, new, "psnr")
+    assert n == 40 and diff == pytest.approx(0.5, abs=0.1) and 0.005 < se < 0.05
+    assert np.isnan(paired.difference(old[:1], new, "psnr")[0])  # one shared sample: no spread to measure
+
+    def meters(agree):
+        out = {}
+        for s in samples:
+            meter, truth = segmentation.IoUMeter(), rng.integers(1, 6, (8, 8))
+            meter.add(np.where(rng.random((8, 8)) < agree, truth, rng.integers(1, 6, (8, 8))), truth, True, truth)
+            out[s] = meter
+        return out
+    worse, better = meters(0.3), meters(0.9)
+    diff, se, n = paired.segmentation_difference(worse, better, "miou_vs_original")
+    pooled = [segmentation.IoUMeter.pooled(m.values()).scores()["miou_vs_original"] for m in (worse, better)]
+    assert diff == pytest.approx(pooled[1] - pooled[0]) and diff > 10 * se > 0
+    assert paired.segmentation_difference(worse, worse, "miou_vs_original")[:2] == (0.0, 0.0)
+
+
+def test_segmentation_confusions_survive_the_report_file(tmp_path):
+    meter = segmentation.IoUMeter()
+    truth = np.array([[1, 2], [5, 0]], np.uint8)
+    meter.add(np.array([[1, 1], [5, 3]], np.uint8), truth, True, truth)
+    meter.add(np.array([[1, 0], [0, 1]], np.uint8), np.array([[1, 1], [0, 0]], np.uint8), False)
+    groups = {("magc", "low", "", "20"): {"dubai/a": meter, "oam/b": segmentation.IoUMeter()}}
+    paired.save_segmentation(tmp_path / "segmentation.npz", groups)
+    loaded = paired.load_segmentation(tmp_path / "segmentation.npz")
+    assert set(loaded) == set(groups) and set(loaded[("magc", "low", "", "20")]) == {"dubai/a", "oam/b"}
+    assert loaded[("magc", "low", "", "20")]["dubai/a"].scores() == meter.scores()
+    assert paired.load_segmentation(tmp_path / "absent.npz") == {}

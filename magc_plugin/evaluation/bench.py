@@ -26,11 +26,12 @@ Codecs, per sample:
 Per image: PSNR, block-mean PSNR (``psnr_block16``: the 16x16 block means, the colour layout), MS-SSIM,
 LPIPS-Alex/VGG, DISTS; per row: FID and mIoU.
 
-Written to ``--out``: ``per_image.csv`` (every figure), ``summary.csv`` (per codec
-and setting: means, FID, mIoU, speed), ``targets.csv`` (the MAGC targets, met or
-not), one rate-quality plot per metric, the diffusion-steps curve, a side-by-side
-image grid at matched bitrates, ``visual.html`` (``--visual`` samples at full size, one PNG per
-codec under ``visual/``) and ``index.html`` tying them together.
+Written to ``--out``: ``per_image.csv`` (every figure), ``segmentation.npz`` (each sample's confusion matrices per
+codec and setting), ``summary.csv`` (per codec and setting: means, FID, mIoU, speed), ``targets.csv`` (the MAGC
+targets, met or not, with the standard error of MAGC's figure minus the rival's, paired over the samples), one
+rate-quality plot per metric, the diffusion-steps curve, a side-by-side image grid at matched bitrates,
+``visual.html`` (``--visual`` samples at full size, one PNG per codec under ``visual/``) and ``index.html`` tying
+them together. Two reports are compared sample by sample with ``python -m magc_plugin.evaluation.paired OLD NEW``.
 """
 import argparse
 import csv
@@ -49,11 +50,11 @@ from ..data import heldout_samples, spread
 from . import baselines
 from .metrics import (LOWER_IS_BETTER, PER_IMAGE_METRICS, Evaluator, bits_per_pixel, format_value, frechet_distance,
                       html_page, html_table)
+from .paired import GROUP_KEYS, figure_difference, group_key, save_segmentation
 
 SIZE = 256
 BASELINE_MATCHES = {"x1": 1.0, "x2": 2.0}
 VISUAL_CODECS = ("svtav1", "jpeg2000")  # the classical columns of the visual page, at equal bytes (x1)
-GROUP_KEYS = ("codec", "rate", "match", "steps")
 PLOT_METRICS = ("psnr", "psnr_block16", "ms_ssim", "lpips_alex", "lpips_vgg", "dists", "fid", "miou_gt",
                 "miou_vs_original")
 LABELS = {"psnr": "PSNR (dB)", "psnr_block16": "PSNR of 16x16 block means (dB)", "ms_ssim": "MS-SSIM",
@@ -94,7 +95,7 @@ class Bench:
         self.rows = []
         self.fid_real = []
         self.fid_fake = defaultdict(list)
-        self.seg = {}
+        self.seg = {}  # {group key: {sample: IoUMeter}}
         self.floors = defaultdict(list)
         self.grid = defaultdict(dict)
         self.visual_names = list(visual_names)
@@ -125,7 +126,8 @@ class Bench:
         if ev["fid"] is not None and first:
             self.fid_fake[key].append(ev["fid"])
         if ev["seg"] is not None:
-            self.seg.setdefault(key, IoUMeter()).add(ev["seg"], seg[0], name.startswith("dubai"), seg[1])
+            self.seg.setdefault(key, {}).setdefault(name, IoUMeter()).add(ev["seg"], seg[0], name.startswith("dubai"),
+                                                                          seg[1])
         if name in self.grid_names and first:
             self.grid[name][key] = (ev["decoded"], row["bpp"])
         if name in self.visual_names and first and key in self.visual_keys:
@@ -188,8 +190,22 @@ class Bench:
                     self._add(sample, (codec, rate, match, ""), seen[coded.num_bytes], coded.num_bytes,
                               coded.encode_s, coded.decode_s, seg, target=bpp * factor)
 
+    def segmentation(self):
+        """{group key as text (paired.group_key): {sample: IoUMeter}}."""
+        return {group_key(dict(zip(GROUP_KEYS, key))): meters for key, meters in self.seg.items()}
+
+    def groups(self):
+        """{group key as text: (its per-image rows, {sample: IoUMeter})}: what paired differences are taken
+        between."""
+        rows = defaultdict(list)
+        for row in self.rows:
+            rows[group_key(row)].append(row)
+        segmentation = self.segmentation()
+        return {key: (group, segmentation.get(key, {})) for key, group in rows.items()}
+
     def summary(self):
         """One row per (codec, rate, match, steps): mean figures, FID, mIoU, speed."""
+        from .segmentation import IoUMeter
         groups = defaultdict(list)
         for row in self.rows:
             groups[tuple(row[k] for k in GROUP_KEYS)].append(row)
@@ -205,7 +221,7 @@ class Bench:
                 s[k] = float(np.mean(vals)) if vals else float("nan")
             s["fid"] = frechet_distance(real, np.concatenate(self.fid_fake[key])) \
                 if real is not None and self.fid_fake.get(key) else float("nan")
-            scores = self.seg[key].scores() if key in self.seg else {}
+            scores = IoUMeter.pooled(self.seg[key].values()).scores() if key in self.seg else {}
             for k in ("miou_gt", "building_iou_gt", "miou_vs_original"):
                 s[k] = scores.get(k, float("nan"))
             pixels = sum(r["pixels"] for r in rows) / 1e6
@@ -246,22 +262,30 @@ def _better(value, rival, metric, strict=True):
     return value <= rival if lower else value >= rival
 
 
-def _versus_best(row, m, rivals, metric, strict, out_of_reach):
+def _difference_se(groups, m, rival, metric):
+    """The standard error of MAGC's figure minus the rival's, paired over the samples (NaN for FID, which pools
+    features, or where the groups' rows are not given)."""
+    if not (groups and m and rival) or metric == "fid":
+        return float("nan")
+    return figure_difference(groups[group_key(rival)], groups[group_key(m)], metric)[1]
+
+
+def _versus_best(row, m, rivals, metric, strict, out_of_reach, groups=None):
     """A target row: MAGC's figure against the best of `rivals`, met or not, or why it is not measured."""
     row = {**row, "magc": m[metric], "magc_bpp": m["bpp"]}
     valid = [s for s in rivals if not _isnan(s[metric])]
     if _isnan(m[metric]) or not valid:
         return {**row, "best_rival": "n/a", "rival_value": float("nan"), "rival_bpp": float("nan"),
-                "met": "no codec reaches this bitrate" if not rivals else "not measured",
+                "difference_se": float("nan"), "met": "no codec reaches this bitrate" if not rivals else "not measured",
                 "out_of_reach": out_of_reach}
     lower = LOWER_IS_BETTER.get(metric, False)
     best = min(valid, key=lambda s: s[metric] if lower else -s[metric])
     return {**row, "best_rival": f"{best['codec']} {best['match']}", "rival_value": best[metric],
-            "rival_bpp": best["bpp"], "met": "yes" if _better(m[metric], best[metric], metric, strict) else "NO",
-            "out_of_reach": out_of_reach}
+            "rival_bpp": best["bpp"], "difference_se": _difference_se(groups, m, best, metric),
+            "met": "yes" if _better(m[metric], best[metric], metric, strict) else "NO", "out_of_reach": out_of_reach}
 
 
-def check_targets(summary, steps):
+def check_targets(summary, steps, groups=None):
     """At each MAGC preset, one row per target, honest either way:
 
     - LPIPS/DISTS/FID lower and mIoU higher than every classical codec at the same and at twice the bitrate;
@@ -271,7 +295,9 @@ def check_targets(summary, steps):
       at least that of every classical codec at x1; stage 1 alone above JPEG 2000's PSNR at x1.
 
     Codecs that cannot go as low as twice MAGC's bitrate are named in `out_of_reach`, with their bpp, and are
-    not compared in the every-codec rows; a single named rival is compared even then (with more bytes)."""
+    not compared in the every-codec rows; a single named rival is compared even then (with more bytes).
+    With `groups` (Bench.groups), each row gives the standard error of MAGC's figure minus the rival's, paired over
+    the samples: how far a "yes" or "NO" is from the noise of the measurement."""
     decoded_by = {variant: 0 if variant == "magc-stage1" else steps for variant, *_ in FIDELITY_TARGETS}
     variants = {(s["codec"], s["rate"]): s for s in summary if decoded_by.get(s["codec"]) == s["steps"]}
     classical = [s for s in summary if s["match"] in BASELINE_MATCHES]
@@ -285,11 +311,12 @@ def check_targets(summary, steps):
                                          if s["codec"] not in reachable and s["match"] == "x1"}))
         for metric in ("lpips_alex", "lpips_vgg", "dists", "fid", "miou_gt", "miou_vs_original"):
             rows.append(_versus_best({"target": BEAT_ALL, "preset": rate, "codec": "magc", "metric": metric}, m,
-                                     rivals, metric, True, out_of_reach))
+                                     rivals, metric, True, out_of_reach, groups))
         for metric, match, strict in CLASSICAL_TARGETS:
             target = f"{metric} {'better than' if strict else 'at least'} every classical codec at {match}"
             rows.append(_versus_best({"target": target, "preset": rate, "codec": "magc", "metric": metric}, m,
-                                     [s for s in rivals if s["match"] == match], metric, strict, out_of_reach))
+                                     [s for s in rivals if s["match"] == match], metric, strict, out_of_reach,
+                                     groups))
         for variant, metric, rival, match, deficit in FIDELITY_TARGETS:
             v = variants.get((variant, rate))
             r = next((s for s in at_rate if (s["codec"], s["match"]) == (rival, match)), None)
@@ -297,7 +324,8 @@ def check_targets(summary, steps):
                 f"{metric} within {deficit:g} dB of {rival} {match}"
             row = {"target": target, "preset": rate, "codec": variant, "metric": metric,
                    "magc": _get(v, metric), "magc_bpp": _get(v, "bpp"), "best_rival": f"{rival} {match}",
-                   "rival_value": _get(r, metric), "rival_bpp": _get(r, "bpp"), "out_of_reach": ""}
+                   "rival_value": _get(r, metric), "rival_bpp": _get(r, "bpp"),
+                   "difference_se": _difference_se(groups, v, r, metric), "out_of_reach": ""}
             if r and r["bpp"] > RIVAL_RANGE * m["bpp"]:  # compared all the same: its extra bytes favour the rival
                 row["out_of_reach"] = f"{rival} ({format_value(r['bpp'])})"
             if _isnan(row["magc"]) or _isnan(row["rival_value"]):
@@ -493,6 +521,10 @@ NOTES = [
     "mIoU: a tiny UNet trained on the training split; 'vs ground truth' on Dubai masks (5 classes), building IoU "
     "against the dataset's building masks on OAM tiles, 'vs original' = agreement with its prediction on the "
     "original.",
+    "difference_se (targets): the standard error of MAGC's figure minus the rival's, paired over the samples: "
+    "per-image figures from the per-sample differences (MAGC's decode seeds averaged first), mIoU by a bootstrap "
+    "over the samples (magc_plugin/evaluation/paired.py); FID has none. A target met or missed by less than about "
+    "two standard errors is within the noise of this sample set.",
     "MAGC's main rows: every figure is a mean over the samples' decodes with their own noise seeds (n counts "
     "the decodes); FID and the image grid take each sample's first decode only.",
     "Speed: wall time on this (shared) machine with the threads given; classical codecs are timed at the "
@@ -569,8 +601,9 @@ def run(args):
     for index, sample in enumerate(tqdm(samples, desc="bench", unit="sample")):
         bench.run_sample(sample, index)
     summary = bench.summary()
-    targets = check_targets(summary, args.steps)
+    targets = check_targets(summary, args.steps, bench.groups())
     write_csv(bench.rows, out_dir / "per_image.csv")
+    save_segmentation(out_dir / "segmentation.npz", bench.segmentation())
     write_csv(summary, out_dir / "summary.csv")
     write_csv(targets, out_dir / "targets.csv")
     plots = plot_rate_quality(summary, args.steps, out_dir)

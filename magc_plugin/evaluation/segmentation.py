@@ -115,11 +115,21 @@ class IoUMeter:
     """
 
     K = len(CLASS_NAMES)
+    FIELDS = ("gt", "building", "agreement")  # the confusion matrices it holds
 
     def __init__(self):
         self.gt = np.zeros((self.K, self.K), np.int64)
         self.building = np.zeros((2, 2), np.int64)
         self.agreement = np.zeros((self.K, self.K), np.int64)
+
+    @classmethod
+    def pooled(cls, meters):
+        """One meter holding the confusion of every meter of `meters` (e.g. the per-sample ones of a group)."""
+        total = cls()
+        for meter in meters:
+            for field in cls.FIELDS:
+                setattr(total, field, getattr(total, field) + getattr(meter, field))
+        return total
 
     @classmethod
     def _confusion(cls, truth, pred, k):
