@@ -51,6 +51,7 @@ from . import baselines
 from .metrics import (LOWER_IS_BETTER, PER_IMAGE_METRICS, Evaluator, bits_per_pixel, format_value, frechet_distance,
                       html_page, html_table)
 from .paired import GROUP_KEYS, figure_difference, group_key, save_segmentation
+from .segmentation import IoUMeter
 
 SIZE = 256
 BASELINE_MATCHES = {"x1": 1.0, "x2": 2.0}
@@ -95,7 +96,7 @@ class Bench:
         self.rows = []
         self.fid_real = []
         self.fid_fake = defaultdict(list)
-        self.seg = {}  # {group key: {sample: IoUMeter}}
+        self.seg = {}  # {group key as text (paired.group_key): {sample: IoUMeter}}
         self.floors = defaultdict(list)
         self.grid = defaultdict(dict)
         self.visual_names = list(visual_names)
@@ -113,7 +114,6 @@ class Bench:
         """File one evaluated decoding under a group key; seg = (labels, prediction on the original) or None.
         Only a sample's first decode in a group enters FID and the image grid, so every row's FID compares as
         many images as the originals."""
-        from .segmentation import IoUMeter
         name, image, _ = sample
         row = dict(zip(GROUP_KEYS, key))
         pixels = image.shape[0] * image.shape[1]
@@ -126,8 +126,8 @@ class Bench:
         if ev["fid"] is not None and first:
             self.fid_fake[key].append(ev["fid"])
         if ev["seg"] is not None:
-            self.seg.setdefault(key, {}).setdefault(name, IoUMeter()).add(ev["seg"], seg[0], name.startswith("dubai"),
-                                                                          seg[1])
+            self.seg.setdefault(group_key(row), {}).setdefault(name, IoUMeter()).add(ev["seg"], seg[0],
+                                                                                     name.startswith("dubai"), seg[1])
         if name in self.grid_names and first:
             self.grid[name][key] = (ev["decoded"], row["bpp"])
         if name in self.visual_names and first and key in self.visual_keys:
@@ -190,22 +190,16 @@ class Bench:
                     self._add(sample, (codec, rate, match, ""), seen[coded.num_bytes], coded.num_bytes,
                               coded.encode_s, coded.decode_s, seg, target=bpp * factor)
 
-    def segmentation(self):
-        """{group key as text (paired.group_key): {sample: IoUMeter}}."""
-        return {group_key(dict(zip(GROUP_KEYS, key))): meters for key, meters in self.seg.items()}
-
     def groups(self):
         """{group key as text: (its per-image rows, {sample: IoUMeter})}: what paired differences are taken
         between."""
         rows = defaultdict(list)
         for row in self.rows:
             rows[group_key(row)].append(row)
-        segmentation = self.segmentation()
-        return {key: (group, segmentation.get(key, {})) for key, group in rows.items()}
+        return {key: (group, self.seg.get(key, {})) for key, group in rows.items()}
 
     def summary(self):
         """One row per (codec, rate, match, steps): mean figures, FID, mIoU, speed."""
-        from .segmentation import IoUMeter
         groups = defaultdict(list)
         for row in self.rows:
             groups[tuple(row[k] for k in GROUP_KEYS)].append(row)
@@ -221,7 +215,8 @@ class Bench:
                 s[k] = float(np.mean(vals)) if vals else float("nan")
             s["fid"] = frechet_distance(real, np.concatenate(self.fid_fake[key])) \
                 if real is not None and self.fid_fake.get(key) else float("nan")
-            scores = IoUMeter.pooled(self.seg[key].values()).scores() if key in self.seg else {}
+            meters = self.seg.get(group_key(rows[0]))
+            scores = IoUMeter.pooled(meters.values()).scores() if meters else {}
             for k in ("miou_gt", "building_iou_gt", "miou_vs_original"):
                 s[k] = scores.get(k, float("nan"))
             pixels = sum(r["pixels"] for r in rows) / 1e6
@@ -603,7 +598,7 @@ def run(args):
     summary = bench.summary()
     targets = check_targets(summary, args.steps, bench.groups())
     write_csv(bench.rows, out_dir / "per_image.csv")
-    save_segmentation(out_dir / "segmentation.npz", bench.segmentation())
+    save_segmentation(out_dir / "segmentation.npz", bench.seg)
     write_csv(summary, out_dir / "summary.csv")
     write_csv(targets, out_dir / "targets.csv")
     plots = plot_rate_quality(summary, args.steps, out_dir)
