@@ -189,7 +189,7 @@ def test_decoder_stage_fits_the_decoder_not_the_encoder(tmp_path, cache, crops, 
     assert not torch.equal(weights(ae.decoder), decoder)
     state = torch.load(tmp_path / "work" / "decoder.pt", weights_only=False)
     assert state["done"] and state["step"] == 2
-    assert state["basis"] == {"denoiser_steps": 1, "lcm_targets": {"low": RATES["low"]}, "sampling_start": 0.65,
+    assert state["basis"] == {"denoiser_steps": 1, "lcm_targets": {"low": RATES["low"]}, "sampling_start": 0.3,
                               "maps": data.MAPS_VERSION}
     bank = torch.load(tmp_path / "work" / "decoder-bank.pt", weights_only=False)
     assert bank["latents"].shape == (recipe.DECODER_BANK, TINY["latent_channels"], 16, 16)
@@ -281,7 +281,7 @@ def test_a_folder_from_before_the_sampling_start_counts_its_decoder_as_fitted_to
     older = tmp_path / "older"
     shutil.copytree(model_folder, older)
     config = json.loads((older / "config.json").read_text())
-    assert config["training"].pop("decoder_sampling_start") == 0.65
+    assert config["training"].pop("decoder_sampling_start") == 0.3
     (older / "config.json").write_text(json.dumps(config))
     trainer(tmp_path, 1).seed_from(older)
     assert torch.load(tmp_path / "work" / "decoder.pt", weights_only=False)["basis"]["sampling_start"] == 1.0
@@ -368,3 +368,17 @@ def test_model_card_keeps_its_history_section():
     assert card_history(card) == "## History\n- run 1\n- run 2\n"
     assert card_history(card.replace("\n## Validation on 4 tiles\n| a |\n", "")) == "## History\n- run 1\n- run 2\n"
     assert card_history("# M\n\n## Training\n- steps\n") == ""
+
+
+def test_model_card_says_where_the_sampler_and_the_decoder_stage_start():
+    from magc_plugin.training.validate import model_card
+    config = compact_config(rates={"low": {"target_bpp": 0.02, "lambda": 0.2}})
+    config["training"] = {"steps": {"decoder": 400}, "decoder_sampling_start": 0.65}
+    at_tile_size = {"tile_size": 512, "crops": 8, "bpp": 0.03, "estimate_bpp": 0.03, "real_over_estimate": 0.0}
+    figures = dict.fromkeys(("bpp", "estimate_bpp", "real_over_estimate", "magc_psnr", "magc_ms_ssim",
+                             "magc_lpips_alex", "magc_dists", "magc_lattice", "stage1_psnr", "stage1_lpips_alex",
+                             "encode_s_per_tile", "decode_s_per_tile", "original_lattice"), 0.5)
+    card = model_card(config, {"low": dict(figures, at_tile_size=at_tile_size)}, 4, 20)
+    start = round(100 * (1 - config["sampling"]["start"]))
+    assert f"- Sampling: the sampler starts {start} % down the schedule" in card
+    assert "the decoder stage drew its samples starting 35 % down." in card

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..codec.classes import colourize
-from ..codec.model import MAGCModel
+from ..codec.model import MAGCModel, sampling_start
 from .. import data
 
 METRICS = ("psnr", "ms_ssim", "lpips_alex", "dists")
@@ -126,6 +126,11 @@ def card_history(card):
     return card[start:end if end >= 0 else None].strip() + "\n"
 
 
+def _down(start):
+    """How far down the schedule a sampling start is, as a percentage: 0.3 -> "70 %"."""
+    return f"{100 * (1 - start):.0f} %"
+
+
 def model_card(config, results, n, steps, history=""):
     """The card of a model folder: data, training record, validation figures; `history` is kept as written."""
     t = config.get("training", {})
@@ -162,7 +167,10 @@ def model_card(config, results, n, steps, history=""):
            "the grid profile (mean edge strength at each position modulo 8, so that it does not draw the latent "
            "grid), LPIPS-VGG and DISTS against the crops. LPIPS-VGG and DISTS are thus training "
            "losses (both on VGG16 features): LPIPS-Alex and FID are the independent checks."]
-          if "decoder" in t.get("steps", {}) else []), "",
+          if "decoder" in t.get("steps", {}) else []),
+        *([f"- Sampling: the sampler starts {_down(sampling_start(config))} down the schedule from the noised stage-1 "
+           f"latent (`config.json` \"sampling\"); the decoder stage drew its samples starting "
+           f"{_down(t['decoder_sampling_start'])} down."] if "decoder_sampling_start" in t else []), "",
         *([history] if history else []),
         f"## Validation on {n} held-out 256x256 tiles ({steps} diffusion steps, tile i decoded with seed i)", "",
         "| rate | real bpp | estimate bpp | real vs estimate | PSNR | MS-SSIM | LPIPS-Alex | DISTS | "
