@@ -127,8 +127,8 @@
         <translation>Étapes de diffusion</translation>
     </message>
     <message>
-        <source>More steps: finer texture, slower decoding.</source>
-        <translation>Plus d'étapes : texture plus fine, décodage plus lent.</translation>
+        <source>More steps: finer texture, slower decoding. 0: stage 1 alone, no diffusion: fast, the colours and layout the bits carry, no drawn texture (blurry).</source>
+        <translation>Plus d'étapes : texture plus fine, décodage plus lent. 0 : l'étape 1 seule, sans diffusion : rapide, les couleurs et la disposition que portent les bits, sans texture dessinée (flou).</translation>
     </message>
     <message>
         <source>Seed</source>
@@ -345,8 +345,8 @@
         <translation>Un fichier .magc écrit par « Compresser un raster ».</translation>
     </message>
     <message>
-        <source>More steps: finer texture, slower decoding.</source>
-        <translation>Plus d'étapes : texture plus fine, décodage plus lent.</translation>
+        <source>More steps: finer texture, slower decoding. 0: stage 1 alone, no diffusion: fast, the colours and layout the bits carry, no drawn texture (blurry).</source>
+        <translation>Plus d'étapes : texture plus fine, décodage plus lent. 0 : l'étape 1 seule, sans diffusion : rapide, les couleurs et la disposition que portent les bits, sans texture dessinée (flou).</translation>
     </message>
     <message>
         <source>Seed of the decoder's noise: the same file, map and seed always give the same image.</source>

@@ -260,6 +260,31 @@ def test_the_layout_codec_travels_with_its_folder_and_gives_the_streams_their_me
     assert len(lcm_only) < len(payload) and older.decode_y(lcm_only, cls.shape).shape[1] == model.lcm.config["M"]
 
 
+def test_stage1_alone_is_drawn_by_the_stage1_decoder_which_travels_with_its_folder(tmp_path):
+    """Steps 0 (no diffusion) draw stage 1 with the folder's stage-1 decoder and any other step count with the
+    autoencoder's; the file is a drawing weight (weights checksum), not a stream one. A folder from before 0.5.0 (no
+    stage-1 decoder in config.json) draws stage 1 with the autoencoder's decoder."""
+    model = tiny_model()
+    with torch.no_grad():
+        for p in model.stage1_decoder.parameters():
+            p.mul_(1.5)
+    model.save_pretrained(tmp_path / "m")
+    assert (tmp_path / "m" / "stage1-decoder.safetensors").is_file()
+    loaded = MAGCModel.from_pretrained(tmp_path / "m", device="cpu")
+    img, cls = scene(128, seed=4)
+    payload = loaded.compress_tile(img, cls)
+    stage1, drawn = loaded.decompress_tile(payload, cls, steps=0), loaded.decompress_tile(payload, cls, steps=2)
+    assert np.array_equal(stage1, model.decompress_tile(payload, cls, steps=0))
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    del config["stage1_decoder"]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    older = MAGCModel.from_pretrained(tmp_path / "m", device="cpu")
+    assert older.stage1_decoder is None and older.stream_sha256 == loaded.stream_sha256
+    assert older.weights_sha256 != loaded.weights_sha256
+    assert not np.array_equal(older.decompress_tile(payload, cls, steps=0), stage1)
+    assert np.array_equal(older.decompress_tile(payload, cls, steps=2), drawn)
+
+
 def test_saved_folder_keeps_the_trained_latent_scale(tmp_path):
     model = tiny_model()
     model.autoencoder.config["latent_scale"] = 1.4331  # what training's latent cache stage sets

@@ -170,6 +170,20 @@ def test_decode_an_extent_given_in_another_crs(magc_provider, tiling, tiny_model
         assert part.bounds.left >= whole.bounds.left and part.bounds.top <= whole.bounds.top
 
 
+def test_zero_steps_decode_stage_1_alone(magc_provider, tiling, tiny_model_dir, raster_path, tmp_path):
+    """0 diffusion steps: the codecs' reconstruction drawn by the stage-1 decoder, as the library gives it."""
+    packed = compress(raster_path, tiny_model_dir, tmp_path / "image.magc")
+    out = run("magc:decompressraster", {"INPUT": packed["OUTPUT"], "MODEL": str(tiny_model_dir), "STEPS": 0,
+                                        "OUTPUT": str(tmp_path / "stage1.tif")})
+    tiling.decompress_raster(packed["OUTPUT"], tmp_path / "library.tif", None, str(tiny_model_dir), steps=0, device="cpu")
+    drawn = run("magc:decompressraster", {"INPUT": packed["OUTPUT"], "MODEL": str(tiny_model_dir), "STEPS": 1,
+                                          "OUTPUT": str(tmp_path / "drawn.tif")})
+    with rasterio.open(out["OUTPUT"]) as a, rasterio.open(tmp_path / "library.tif") as b, \
+            rasterio.open(drawn["OUTPUT"]) as c:
+        stage1 = a.read()
+        assert np.array_equal(stage1, b.read()) and not np.array_equal(stage1, c.read())
+
+
 def test_other_guidance_warns_or_stops(magc_provider, tiling, tiny_model_dir, raster_path, buildings_layer,
                                        tmp_path):
     packed = compress(raster_path, tiny_model_dir, tmp_path / "image.magc", BUILDINGS=buildings_layer)

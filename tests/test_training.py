@@ -16,10 +16,10 @@ from test_codec import TINY
 from test_metrics import needs_weights
 
 
-def trainer(tmp_path, lcm_steps, denoiser_steps=1, decoder_steps=1, layout_steps=None):
+def trainer(tmp_path, lcm_steps, denoiser_steps=1, decoder_steps=1, layout_steps=None, stage1_steps=1):
     t = Trainer(tmp_path / "work", tmp_path / "out", torch.device("cpu"),
                 steps={"ae": 1, "lcm": lcm_steps, "layout": layout_steps or lcm_steps, "denoiser": denoiser_steps,
-                       "decoder": decoder_steps}, batch=2)
+                       "stage1": stage1_steps, "decoder": decoder_steps}, batch=2)
     t.config = compact_config(**TINY, rates={r: {"target_bpp": bpp} for r, bpp in RATES.items()})
     return t
 
@@ -47,7 +47,8 @@ def export_all(t, cache):
     """Every stage the export needs (the layout codec on random crops), then the export; the LCMs."""
     t._images = getattr(t, "_images", None) or random_crops()
     lcms = {rate: t.stage_lcm(cache, rate) for rate in RATES}
-    t.export(MAGCModel.from_config(t.config).autoencoder, lcms, t.stage_layout(), t.stage_denoiser(cache, lcms))
+    ae = MAGCModel.from_config(t.config).autoencoder
+    t.export(ae, lcms, t.stage_layout(), t.stage_denoiser(cache, lcms), t.stage_stage1_decoder(cache, ae, lcms))
     return lcms
 
 
@@ -243,6 +244,27 @@ def test_decoder_stage_fits_afresh_for_samples_from_another_sampling_start(tmp_p
     assert bank["basis"]["sampling_start"] == 0.5 and not torch.equal(bank["latents"], from_noise)
 
 
+def test_stage1_decoder_stage_fits_a_copy_of_the_decoder(tmp_path, cache, crops):
+    """It draws stage 1 alone: the autoencoder (so the streams and the decoder stage's start) stays as it was."""
+    t = trainer(tmp_path, 1, stage1_steps=2)
+    t._images = crops
+    lcms = {rate: t.stage_lcm(cache, rate) for rate in RATES}
+    ae = MAGCModel.from_config(t.config).autoencoder
+    before = weights(ae)
+    fitted = t.stage_stage1_decoder(cache, ae, lcms)
+    assert torch.equal(weights(ae), before)
+    assert weights(fitted).shape == weights(ae.decoder).shape and not torch.equal(weights(fitted), weights(ae.decoder))
+    state = torch.load(tmp_path / "work" / "stage1.pt", weights_only=False)
+    assert state["done"] and state["step"] == 2 and state["lcm_targets"] == RATES
+
+    retargeted = dict(lcms)
+    del retargeted["high"]
+    t.stage_stage1_decoder(cache, ae, retargeted)  # fitted on other LCMs: fitted afresh on these
+    assert "stage1: its checkpoint was fitted on LCMs" in (tmp_path / "work" / "train.log").read_text()
+    assert torch.load(tmp_path / "work" / "stage1.pt", weights_only=False)["lcm_targets"] == {
+        rate: RATES[rate] for rate in ("low", "medium")}
+
+
 def test_local_std_measures_the_contrast_of_each_cell():
     flat = torch.full((1, 3, 32, 32), 0.5)
     checker = (torch.arange(32)[:, None] + torch.arange(32)[None, :]) % 2
@@ -266,6 +288,9 @@ def test_training_goes_on_from_a_model_folder(tmp_path, cache, crops, model_fold
     assert torch.load(tmp_path / "work" / "lcm-low.pt", weights_only=False)["extended"] == []
     assert t.stage_cache(t.stage_ae())["latent_scale"] == shipped.autoencoder.latent_scale
     assert torch.equal(weights(t.stage_denoiser(cache, {})), weights(shipped.denoiser))  # 1 step: finished, reused
+    ae = t.stage_ae()
+    assert torch.equal(weights(t.stage_stage1_decoder(cache, ae, {r: None for r in RATES})),
+                       weights(shipped.stage1_decoder))
     extended = t.stage_lcm(cache, "low")
     state = torch.load(tmp_path / "work" / "lcm-low.pt", weights_only=False)
     assert state["step"] == 3 and state["extended"] == [2] and state["target"] == RATES["low"]
@@ -370,10 +395,10 @@ def test_model_card_keeps_its_history_section():
     assert card_history("# M\n\n## Training\n- steps\n") == ""
 
 
-def test_model_card_says_where_the_sampler_and_the_decoder_stage_start():
+def test_model_card_says_where_the_sampler_and_the_decoder_stage_start_and_what_draws_stage_1():
     from magc_plugin.training.validate import model_card
     config = compact_config(rates={"low": {"target_bpp": 0.02, "lambda": 0.2}})
-    config["training"] = {"steps": {"decoder": 400}, "decoder_sampling_start": 0.65}
+    config["training"] = {"steps": {"stage1": 300, "decoder": 400}, "decoder_sampling_start": 0.65}
     at_tile_size = {"tile_size": 512, "crops": 8, "bpp": 0.03, "estimate_bpp": 0.03, "real_over_estimate": 0.0}
     figures = dict.fromkeys(("bpp", "estimate_bpp", "real_over_estimate", "magc_psnr", "magc_ms_ssim",
                              "magc_lpips_alex", "magc_dists", "magc_lattice", "stage1_psnr", "stage1_lpips_alex",
@@ -382,3 +407,4 @@ def test_model_card_says_where_the_sampler_and_the_decoder_stage_start():
     start = round(100 * (1 - config["sampling"]["start"]))
     assert f"- Sampling: the sampler starts {start} % down the schedule" in card
     assert "the decoder stage drew its samples starting 35 % down." in card
+    assert "- Stage 1 alone (a decode with no diffusion steps) is drawn by a copy of the decoder" in card

@@ -87,8 +87,9 @@ class CompactAutoencoder(nn.Module):
     def encode(self, images):
         return self.encoder(images) * self.latent_scale
 
-    def decode(self, latents):
-        return self.decoder(latents / self.latent_scale).clamp(0, 1)
+    def decode(self, latents, decoder=None):
+        """Pixels of latents, drawn by `decoder` (a module shaped as self.decoder) or this autoencoder's own."""
+        return (self.decoder if decoder is None else decoder)(latents / self.latent_scale).clamp(0, 1)
 
 
 class DiffusersAutoencoder(nn.Module):
@@ -108,5 +109,7 @@ class DiffusersAutoencoder(nn.Module):
     def encode(self, images):
         return self.vae.encode(images * 2 - 1).latent_dist.mode() * self.latent_scale
 
-    def decode(self, latents):
+    def decode(self, latents, decoder=None):
+        if decoder is not None:
+            raise ValueError("A diffusers autoencoder draws with its own decoder only.")
         return ((self.vae.decode(latents / self.latent_scale).sample + 1) / 2).clamp(0, 1)

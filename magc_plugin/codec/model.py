@@ -5,13 +5,14 @@ denoiser (UNet + semantic adapter), and one latent compression module per rate
 preset (a shared denoiser serves every rate)::
 
     models/compact/
-      config.json  autoencoder.safetensors  denoiser.safetensors
-      lcm-low.safetensors  lcm-medium.safetensors  lcm-high.safetensors  MODEL_CARD.md
+      config.json  autoencoder.safetensors  denoiser.safetensors  stage1-decoder.safetensors
+      lcm-low.safetensors  lcm-medium.safetensors  lcm-high.safetensors  layout.safetensors  MODEL_CARD.md
 
 A loaded model is bound to one rate preset. Tiles are coded one at a time:
 ``compress_tile(image, class_raster) -> bytes`` and
 ``decompress_tile(payload, class_raster, steps, seed) -> image``.
 """
+import copy
 import json
 from pathlib import Path
 
@@ -34,6 +35,7 @@ FORMAT = "magc-model"
 FORMAT_VERSION = 1
 TILE_MULTIPLE = 64  # z is 1/64 of the image side
 Y_DOWNSCALE = 32    # y is 1/32 of the image side
+STAGE1_DECODER_FILE = "stage1-decoder.safetensors"
 
 
 def resolve_device(device="auto"):
@@ -93,6 +95,9 @@ def compact_config(name="compact", latent_channels=32, ae_width=64, N=64, M=64, 
         # Starting 70 % down the schedule from the noised stage-1 latent keeps more of the scene than 35 % down,
         # with no loss of texture (6 denoiser evaluations of 20; the sweep: MODEL_CARD History, 0.4.4).
         "sampling": {"start": 0.3},
+        # stage 1 alone (no diffusion) is drawn by a copy of the decoder fitted for pixel MSE on the LCMs' latents:
+        # the autoencoder's own decoder is fitted for perceptual losses on sampled latents (recipe.py)
+        "stage1_decoder": {"file": STAGE1_DECODER_FILE},
         "tile_multiple": TILE_MULTIPLE,
     }
 
@@ -125,6 +130,11 @@ def sd21_config(sd_folder, name="sd21", N=128, M=64, map_channels=192, num_slice
 def has_layout_codec(config):
     """Whether a model's tiles code a colour layout (layout.py) after the latent: folders from 0.4.0 do."""
     return "codec" in config.get("layout", {})
+
+
+def has_stage1_decoder(config):
+    """Whether a model draws stage 1 alone with a decoder of its own: compact folders from 0.5.0 do."""
+    return "file" in config.get("stage1_decoder", {})
 
 
 def sampling_start(config):
@@ -170,6 +180,7 @@ class MAGCModel(torch.nn.Module):
         self.autoencoder = autoencoder
         self.lcm = lcm
         self.layout = None  # the colour layout codec (layout.py); none in folders before 0.4.0
+        self.stage1_decoder = None  # draws stage 1 alone; none in folders before 0.5.0 (the autoencoder's then)
         self.denoiser = denoiser
         self.rate = rate
         self.weights_sha256 = weights_sha256
@@ -196,7 +207,8 @@ class MAGCModel(torch.nn.Module):
         files = [path / "autoencoder.safetensors", path / "denoiser.safetensors", path / config["rates"][rate]["lcm_file"]]
         if has_layout_codec(config):
             files.append(path / config["rates"][rate]["layout_file"])
-        for f in files:
+        drawing_files = [path / config["stage1_decoder"]["file"]] if has_stage1_decoder(config) else []
+        for f in files + drawing_files:
             if not f.is_file():
                 raise MAGCError(f"The model folder {path} lacks {f.name}: reinstall it.")
         model = cls.from_config(config, rate)
@@ -205,7 +217,9 @@ class MAGCModel(torch.nn.Module):
         model.lcm = load_lcm(path, config, rate)
         if has_layout_codec(config):
             model.layout = load_lcm(path, config, rate, "layout")
-        model.weights_sha256 = sha256_files(files)
+        if drawing_files:
+            _load_weights(model.stage1_decoder, drawing_files[0])
+        model.weights_sha256 = sha256_files(files + drawing_files)
         model.stream_sha256 = stream_sha256(files[0], files[2:], model.autoencoder.latent_scale)
         model.preset_name = config.get("name", path.name)
         return model.to_device(device).eval()
@@ -233,6 +247,11 @@ class MAGCModel(torch.nn.Module):
                     build_denoiser(config["denoiser"]), rate)
         if has_layout_codec(config):
             model.layout = LatentCompressionModule(**config["layout"]["codec"])
+        if has_stage1_decoder(config):
+            if config["autoencoder"]["kind"] != "compact":
+                raise MAGCError("A stage-1 decoder of its own needs the compact autoencoder: remove \"stage1_decoder\" "
+                                "from config.json.")
+            model.stage1_decoder = copy.deepcopy(model.autoencoder.decoder)
         return model
 
     def save_pretrained(self, path, lcms=None, card=None, storage_dtype=torch.float32, layout=None):
@@ -252,6 +271,11 @@ class MAGCModel(torch.nn.Module):
         config["default_rate"] = config.get("default_rate") if config.get("default_rate") in lcms else next(iter(lcms))
         _save(self.autoencoder, path / "autoencoder.safetensors", storage_dtype)
         _save(self.denoiser, path / "denoiser.safetensors", storage_dtype)
+        if self.stage1_decoder is not None:
+            config["stage1_decoder"] = {**config.get("stage1_decoder", {}), "file": STAGE1_DECODER_FILE}
+            _save(self.stage1_decoder, path / STAGE1_DECODER_FILE, storage_dtype)
+        else:
+            config.pop("stage1_decoder", None)
         codecs = {f"lcm-{r}": lcm for r, lcm in lcms.items()} | ({"layout": layout} if layout is not None else {})
         for name, codec in codecs.items():
             codec.update(force=True)
@@ -267,6 +291,8 @@ class MAGCModel(torch.nn.Module):
         self.lcm.to(self.device)
         if self.layout is not None:
             self.layout.to(self.device)
+        if self.stage1_decoder is not None:
+            self.stage1_decoder.to(self.device)
         return self
 
     def identity(self):
@@ -377,8 +403,10 @@ class MAGCModel(torch.nn.Module):
                       callback=callback, schedule=self.config.get("schedule"), start=self.sampling_start)
 
     @torch.no_grad()
-    def latent_to_image(self, latent):
-        x = self.autoencoder.decode(latent.to(self.device))
+    def latent_to_image(self, latent, stage1=False):
+        """8-bit pixels of a latent; `stage1`: stage 1's latent_tilde, drawn by the stage-1 decoder where there is one."""
+        decoder = self.stage1_decoder if stage1 else None
+        x = self.autoencoder.decode(latent.to(self.device), decoder)
         return (x[0].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
 
     def decode_window(self, y_hat, class_raster, colour, steps=20, noise=0, core=WHOLE, callback=None):
@@ -392,7 +420,10 @@ class MAGCModel(torch.nn.Module):
         raster = check_class_raster(class_raster)
         stage_1, layout_hat = self.synthesise(y_hat, raster)
         # steps 0: stage 1 alone, the codecs' reconstruction without diffusion
-        image = self.latent_to_image(self.sample(stage_1, raster, steps, noise, callback) if steps > 0 else stage_1)
+        if steps > 0:
+            image = self.latent_to_image(self.sample(stage_1, raster, steps, noise, callback))
+        else:
+            image = self.latent_to_image(stage_1, stage1=True)
         if layout_hat is not None:
             image = hold_to_layout(image, layout_hat, self.config["layout"]["cell"])
         return recentre(image, colour, core)

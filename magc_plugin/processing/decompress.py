@@ -16,8 +16,9 @@ class DecoderParameters:
 
     def add_decoder_parameters(self):
         self.add(QgsProcessingParameterNumber(self.STEPS, self.tr("Diffusion steps"),
-                                              QgsProcessingParameterNumber.Integer, 20, minValue=1, maxValue=1000),
-                 self.tr("More steps: finer texture, slower decoding."))
+                                              QgsProcessingParameterNumber.Integer, 20, minValue=0, maxValue=1000),
+                 self.tr("More steps: finer texture, slower decoding. 0: stage 1 alone, no diffusion: fast, the "
+                         "colours and layout the bits carry, no drawn texture (blurry)."))
         self.add(QgsProcessingParameterNumber(self.SEED, self.tr("Seed"), QgsProcessingParameterNumber.Integer, 0,
                                               minValue=0),
                  self.tr("Seed of the decoder's noise: the same file, map and seed always give the same image."),

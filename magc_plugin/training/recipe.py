@@ -18,13 +18,16 @@ goes on from its weights.
 4. ``denoiser``: the semantic adapter + conditional UNet, MSE of the schedule's prediction
    (v for the compact model) on x_t with
    latent_tilde from the frozen LCMs (a random rate per batch: one denoiser serves all).
-5. ``decoder``: fine-tune the autoencoder's decoder on latents the sampler draws (every rate), with
+5. ``stage1``: a copy of the autoencoder's decoder fitted for pixel MSE on the LCMs' latents (every rate): it draws
+   stage 1 alone (a decode with no diffusion steps).
+6. ``decoder``: fine-tune the autoencoder's decoder on latents the sampler draws (every rate), with
    L1 + local contrast + grid profile + LPIPS-VGG + DISTS against the crops they came from. The encoder is untouched, so bitstreams do not change.
-6. ``export``: write the model folder (config.json, safetensors, model card).
+7. ``export``: write the model folder (config.json, safetensors, model card).
 
 Latent-space training runs on 128x128-pixel crops (16x16 latents), cheap on a CPU;
 the networks are fully convolutional and are evaluated on 256-pixel tiles.
 """
+import copy
 import json
 import math
 import multiprocessing
@@ -63,10 +66,10 @@ LCM_LR = 5e-4
 # Re-aiming a trained codec at a new target: fewer bits and more PSNR than a module trained afresh for the stage's
 # steps (low LCM at 0.02 bpp on held-out tiles: MODEL_CARD History).
 RETARGET_STEPS = 1500
-CPU_STEPS = {"ae": 100, "lcm": 8000, "layout": 25000, "denoiser": 14000, "decoder": 400}
+CPU_STEPS = {"ae": 100, "lcm": 8000, "layout": 25000, "denoiser": 14000, "stage1": 300, "decoder": 400}
 # On a CPU the denoiser gets more, smaller updates in the same time.
 CPU_DENOISER_BATCH = 8
-GPU_STEPS = {"ae": 4000, "lcm": 20000, "layout": 20000, "denoiser": 60000, "decoder": 6000}
+GPU_STEPS = {"ae": 4000, "lcm": 20000, "layout": 20000, "denoiser": 60000, "stage1": 6000, "decoder": 6000}
 # The autoencoder works at full resolution: a short fine-tune on small crops (it starts
 # from a pretrained initialisation, so it needs adapting, not learning).
 AE_CROP, AE_BATCH = 64, 4
@@ -75,6 +78,8 @@ SHARED_WEIGHTS = data.REPO.parent / "shared" / "weights"
 # like the default 20 at half the cost) and the crops; a fixed bank, re-drawn when its basis changes. The sampler
 # starts where the model's does (compact_config's sampling start).
 DECODER_BANK, DECODER_BANK_STEPS, DECODER_BATCH = 1200, 10, 8
+# The stage-1 decoder's batches: 128-pixel crops, the rates taking turns within a batch.
+STAGE1_BATCH, STAGE1_LR = 8, 1e-4
 # L1 flattens the detail the latents leave uncertain: matching each 16-pixel cell's standard deviation keeps contrast.
 CONTRAST_WEIGHT, CONTRAST_CELL = 2.0, 16
 # LPIPS-VGG alone teaches the decoder to draw the 8-pixel latent grid: the crop's grid profile is matched too.
@@ -243,6 +248,9 @@ class Trainer:
                                          **record("layout", "layout"))
         checkpoints["denoiser"] = dict(ema=model.denoiser.state_dict(), lcm_targets=targets,
                                        **record("denoiser", "denoiser"))
+        if "stage1" in steps:
+            checkpoints["stage1"] = dict(model=model.stage1_decoder.state_dict(), lcm_targets=targets,
+                                         **record("stage1", "stage1"))
         if "decoder" in steps:
             # folders before 0.2.3 record no start: their decoders were fitted to samples drawn from pure noise;
             # folders before 0.2.4 record no maps version: theirs were fitted on version 1 (empty OAM maps)
@@ -539,7 +547,66 @@ class Trainer:
                    extended=extended, lcm_targets=lcm_targets)
         return ema.cpu()
 
-    # -- stage 5: decoder --------------------------------------------------------------------
+    # -- stage 5: the stage-1 decoder -------------------------------------------------------------
+    def stage_stage1_decoder(self, cache, ae, lcms):
+        """A copy of the autoencoder's decoder (as the ae stage left it) fitted for pixel MSE on the LCMs' latents,
+        to draw stage 1 alone: the decoder stage fits the autoencoder's own for perceptual losses on sampled
+        latents, which costs stage 1 about a dB of PSNR (MODEL_CARD History)."""
+        decoder = copy.deepcopy(ae.decoder)
+        lcm_targets = _lcm_targets(lcms)
+        state = self._load("stage1")
+        if state and state.get("lcm_targets") != lcm_targets:
+            self.log(f"stage1: its checkpoint was fitted on LCMs for {state.get('lcm_targets')} bpp, now {lcm_targets}: "
+                     "fitting it afresh")
+            state = None
+        total = self.steps["stage1"]
+        if self._finished("stage1", state, total):
+            decoder.load_state_dict(state["model"])
+            return decoder
+        ae.to(self.device).eval()
+        decoder.to(self.device).train()
+        for lcm in lcms.values():
+            lcm.to(self.device).eval()
+        opt = torch.optim.Adam(decoder.parameters(), lr=STAGE1_LR)
+        start = 0
+        if state:
+            decoder.load_state_dict(state["model"])
+            if not state.get("done"):
+                opt.load_state_dict(state["opt"])
+            start = state["step"]
+        extended = self._extensions(state)
+        images, rates = self.train_images(), list(lcms)
+        rng = np.random.default_rng(self.seed + 5000 + start)
+        t0 = self._clock(state)
+        for step in tqdm(range(start, total), desc="stage-1 decoder", initial=start, total=total, mininterval=10):
+            latent_tilde, crops = [], []
+            for j, i in enumerate(rng.integers(0, len(images), STAGE1_BATCH)):
+                y, x = (int(v) for v in rng.integers(0, 32 - 16 + 1, 2))
+                k = int(rng.integers(8))
+                latent, classes = _latent_crop(cache, i, y, x, 16)
+                with torch.no_grad():
+                    lcm = lcms[rates[j % len(rates)]]
+                    latent_tilde.append(lcm(dihedral(latent, k)[None].to(self.device),
+                                            dihedral(classes, k)[None].to(self.device))["latent_hat"])
+                crop = np.ascontiguousarray(images[i][0][8 * y:8 * y + 128, 8 * x:8 * x + 128])
+                crops.append(dihedral(torch.from_numpy(crop).permute(2, 0, 1).float() / 255, k))
+            x_hat = ae.decode(torch.cat(latent_tilde), decoder)
+            loss = F.mse_loss(x_hat, torch.stack(crops).to(self.device))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if step % 50 == 0:
+                self.log(f"stage1 step {step} mse {loss.item():.5f} psnr {-10 * math.log10(loss.item() + 1e-10):.2f}")
+            if step % 50 == 49:
+                self._save("stage1", model=decoder.state_dict(), opt=opt.state_dict(), step=step + 1,
+                           seconds=time.time() - t0, extended=extended, lcm_targets=lcm_targets)
+        self.timings["stage1"] = time.time() - t0
+        self.extended["stage1"] = extended
+        self._save("stage1", model=decoder.state_dict(), step=total, done=True, seconds=self.timings["stage1"],
+                   extended=extended, lcm_targets=lcm_targets)
+        return decoder.cpu().eval()
+
+    # -- stage 6: decoder --------------------------------------------------------------------
     @torch.no_grad()
     def _sampled_bank(self, cache, lcms, den, basis):
         """DECODER_BANK (sampled latent, crop) pairs of 128-pixel crops, the rates taking turns by batch."""
@@ -628,10 +695,11 @@ class Trainer:
                    extended=extended, basis=basis, loss=loss_terms)
         return ae.cpu().eval()
 
-    # -- stage 6: export ----------------------------------------------------------------------
-    def export(self, ae, lcms, layout, den):
+    # -- stage 7: export ----------------------------------------------------------------------
+    def export(self, ae, lcms, layout, den, stage1_decoder):
         lcms = {rate: lcm.cpu() for rate, lcm in lcms.items()}
         model = MAGCModel(self.config, ae.cpu(), lcms["medium"], den.cpu(), "medium")
+        model.stage1_decoder = stage1_decoder.cpu()
         self.config["training"] = {
             "steps": self.steps, "batch": self.batch,
             "denoiser_batch": CPU_DENOISER_BATCH if self.device.type != "cuda" else self.batch, "seed": self.seed,
@@ -686,8 +754,9 @@ class Trainer:
         lcms = {rate: self.stage_lcm(cache, rate) for rate in RATES}
         layout = self.stage_layout()
         den = self.stage_denoiser(cache, lcms)
+        stage1_decoder = self.stage_stage1_decoder(cache, ae, lcms)  # before the decoder stage refits ae.decoder
         ae = self.stage_decoder(cache, ae, lcms, den)
-        self.export(ae, lcms, layout, den)
+        self.export(ae, lcms, layout, den, stage1_decoder)
         timings_path = self.work / "timings.json"
         timings_path.write_text(json.dumps(self.timings, indent=2))
 

@@ -168,6 +168,9 @@ def model_card(config, results, n, steps, history=""):
            "grid), LPIPS-VGG and DISTS against the crops. LPIPS-VGG and DISTS are thus training "
            "losses (both on VGG16 features): LPIPS-Alex and FID are the independent checks."]
           if "decoder" in t.get("steps", {}) else []),
+        *(["- Stage 1 alone (a decode with no diffusion steps) is drawn by a copy of the decoder fitted for pixel MSE "
+           "on the LCMs' latents at every rate (`stage1-decoder.safetensors`, the recipe's stage1); what the sampler "
+           "draws goes through the decoder above."] if "stage1" in t.get("steps", {}) else []),
         *([f"- Sampling: the sampler starts {_down(sampling_start(config))} down the schedule from the noised stage-1 "
            f"latent (`config.json` \"sampling\"); the decoder stage drew its samples starting "
            f"{_down(t['decoder_sampling_start'])} down."] if "decoder_sampling_start" in t else []), "",
