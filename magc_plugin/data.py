@@ -14,6 +14,7 @@ code the plugin uses, onto the tile's own georeferenced grid (EPSG:4326 masks).
 Nothing here is ever written into the repository.
 """
 import os
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 # How the class maps are made; a latent cache holding maps of another version has them made again.
 # 2: OAM tiles' footprints burnt as buildings (version 1 burnt none: they carry no building tag).
 MAPS_VERSION = 2
+PACK_FORMAT = "magc-training-pack-1"
 SPLITS = {
     "train": {"dubai": ["tile_1", "tile_2", "tile_3", "tile_4", "tile_6"], "oam": ["zanzibar_tz"]},
     "heldout": {"dubai": ["tile_7", "tile_8"], "oam": ["catanduanes_ph"]},
@@ -60,6 +62,12 @@ def dubai_mask_to_classes(mask_rgb):
 
 def dubai_images(tiles):
     """Yield (name, image u8 HxWx3, class raster HxW) for whole Dubai images."""
+    for name, image, classes, _ in _dubai_images(tiles):
+        yield name, image, classes
+
+
+def _dubai_images(tiles):
+    """dubai_images, each with the path of its image file too."""
     from PIL import Image
     root = data_root() / "dubai-landcover"
     for tile in tiles:
@@ -69,7 +77,7 @@ def dubai_images(tiles):
             mask = np.array(Image.open(mask_path).convert("RGB"))
             if mask.shape[:2] != image.shape[:2]:
                 continue
-            yield f"dubai/{tile}/{img_path.stem}", image, dubai_mask_to_classes(mask)
+            yield f"dubai/{tile}/{img_path.stem}", image, dubai_mask_to_classes(mask), img_path
 
 
 def oam_guidance(region_dir, stem):
@@ -85,6 +93,12 @@ def oam_guidance(region_dir, stem):
 
 def oam_tiles(regions):
     """Yield (name, image u8 256x256x3, class raster) for OAM tiles (buildings only: a partial map)."""
+    for name, image, classes, _ in _oam_tiles(regions):
+        yield name, image, classes
+
+
+def _oam_tiles(regions):
+    """oam_tiles, each with the path of its image file too."""
     from PIL import Image
     root = data_root() / "oam-osm-buildings"
     for region in regions:
@@ -94,7 +108,7 @@ def oam_tiles(regions):
             classes = oam_guidance(region_dir, img_path.stem)
             if classes.shape != image.shape[:2]:
                 continue
-            yield f"oam/{region}/{img_path.stem}", image, classes
+            yield f"oam/{region}/{img_path.stem}", image, classes, img_path
 
 
 def crops(image, classes, size=256, stride=256):
@@ -112,12 +126,68 @@ def crops(image, classes, size=256, stride=256):
 def samples(split, size=256, stride=256):
     """All size x size samples of a split: (name, image, class raster)."""
     spec = SPLITS[split]
-    for name, image, classes in dubai_images(spec["dubai"]):
-        for (y, x), img, cls in crops(image, classes, size, stride):
-            yield f"{name}@{y},{x}", img, cls
-    for name, image, classes in oam_tiles(spec["oam"]):
-        for _, img, cls in crops(image, classes, size, size):
-            yield name, img, cls
+    return _samples_of(chain(dubai_images(spec["dubai"]), oam_tiles(spec["oam"])), size, stride)
+
+
+def _samples_of(whole_images, size=256, stride=256):
+    """The samples of whole images (name, image, class raster): Dubai images cut on a grid (named name@y,x), OAM tiles
+    as they are."""
+    for name, image, classes in whole_images:
+        if name.startswith("dubai"):
+            for (y, x), img, cls in crops(image, classes, size, stride):
+                yield f"{name}@{y},{x}", img, cls
+        else:
+            for _, img, cls in crops(image, classes, size, size):
+                yield name, img, cls
+
+
+def write_training_pack(path, split="train"):
+    """Write a split's whole images into one zip file that training reads instead of ../shared/data (a GPU machine
+    without the data or GDAL, say): each image file's own bytes and its class raster (PNG), so every crop comes out as
+    samples() cuts it. Written to a temporary name, then renamed. Returns the number of images."""
+    import io
+    import json
+    import zipfile
+    from PIL import Image
+    spec, path = SPLITS[split], Path(path)
+    index = []
+    tmp = path.with_name(path.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as pack:
+        for i, (name, _, classes, img_path) in enumerate(chain(_dubai_images(spec["dubai"]), _oam_tiles(spec["oam"]))):
+            png = io.BytesIO()
+            Image.fromarray(classes).save(png, format="PNG", optimize=True)
+            entry = {"name": name, "image": f"images/{i}{img_path.suffix}", "classes": f"classes/{i}.png"}
+            pack.writestr(entry["image"], img_path.read_bytes())
+            pack.writestr(entry["classes"], png.getvalue())
+            index.append(entry)
+        pack.writestr("index.json", json.dumps({"format": PACK_FORMAT, "split": split, "maps": MAPS_VERSION,
+                                                "images": index}))
+    tmp.replace(path)
+    return len(index)
+
+
+def pack_samples(path, size=256, stride=256):
+    """The samples of a training pack (write_training_pack), as samples() gives them."""
+    import io
+    import json
+    import zipfile
+    from PIL import Image
+    try:
+        pack = zipfile.ZipFile(path)
+        index = json.loads(pack.read("index.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path} is not a training pack ({exc}): write one with "
+                         f"python -m magc_plugin.training --write-pack FILE") from exc
+    if index.get("format") != PACK_FORMAT or index.get("maps") != MAPS_VERSION:
+        raise ValueError(f"{path} holds guidance maps of version {index.get('maps')}, this code makes version "
+                         f"{MAPS_VERSION}: write the pack again with python -m magc_plugin.training --write-pack FILE")
+
+    def whole_images():
+        with pack:
+            for entry in index["images"]:
+                image = np.array(Image.open(io.BytesIO(pack.read(entry["image"]))).convert("RGB"))
+                yield entry["name"], image, np.array(Image.open(io.BytesIO(pack.read(entry["classes"]))))
+    return _samples_of(whole_images(), size, stride)
 
 
 def spread(items, n):

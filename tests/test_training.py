@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from magc_plugin.codec.classes import BUILDING, NUM_CLASSES
+from magc_plugin.codec.folders import SHIPPED_MODELS
 from magc_plugin.codec.model import MAGCModel, compact_config
 from magc_plugin import data
 from magc_plugin.training import recipe
@@ -105,6 +106,36 @@ def test_oam_tiles_get_their_osm_footprints_as_buildings():
     assert len(ious) >= 6 and np.mean(ious) > 0.85, ious
 
 
+@pytest.mark.skipif(not data.have_data(), reason="a training pack is written from ../shared/data")
+def test_training_from_a_pack_sees_the_crops_of_the_data_folder(tmp_path, monkeypatch):
+    """A pack stands in for ../shared/data (and GDAL) on a machine that has neither: the same crops, in order."""
+    monkeypatch.setitem(data.SPLITS, "train", {"dubai": ["tile_8"], "oam": ["catanduanes_ph"]})
+    pack = tmp_path / "train.zip"
+    assert data.write_training_pack(pack) == len(list(data.dubai_images(["tile_8"]))) + len(list(
+        (data.data_root() / "oam-osm-buildings" / "catanduanes_ph" / "images").glob("*.png")))
+    from_pack = Trainer(tmp_path / "work", tmp_path / "out", torch.device("cpu"), pack=pack).train_images()
+    from_folder = trainer(tmp_path, 1).train_images()
+    assert len(from_pack) == len(from_folder) > 84
+    assert all(np.array_equal(a, b) and np.array_equal(ca, cb) for (a, ca), (b, cb) in zip(from_pack, from_folder))
+    assert any((cls == BUILDING).any() for _, cls in from_pack)  # the OSM footprints came along
+
+
+def test_a_training_pack_of_other_maps_or_no_pack_at_all_is_refused_with_what_to_do(tmp_path):
+    import zipfile
+    other = tmp_path / "other.zip"
+    with zipfile.ZipFile(other, "w") as pack:
+        pack.writestr("index.json", json.dumps({"format": data.PACK_FORMAT, "maps": data.MAPS_VERSION - 1,
+                                                "images": []}))
+    with pytest.raises(ValueError, match="write the pack again"):
+        data.pack_samples(other)
+    (tmp_path / "not.zip").write_text("an image folder, perhaps")
+    with pytest.raises(ValueError, match="not a training pack"):
+        data.pack_samples(tmp_path / "not.zip")
+    from magc_plugin.training.__main__ import main
+    with pytest.raises(SystemExit):
+        main(["--pack", str(tmp_path / "missing.zip")])
+
+
 def test_a_cache_with_maps_made_otherwise_has_them_made_again(tmp_path, cache, crops):
     t = trainer(tmp_path, 1)
     t._images = [(img, np.zeros_like(cls)) for img, cls in crops]
@@ -190,8 +221,8 @@ def test_decoder_stage_fits_the_decoder_not_the_encoder(tmp_path, cache, crops, 
     assert not torch.equal(weights(ae.decoder), decoder)
     state = torch.load(tmp_path / "work" / "decoder.pt", weights_only=False)
     assert state["done"] and state["step"] == 2
-    assert state["basis"] == {"denoiser_steps": 1, "lcm_targets": {"low": RATES["low"]}, "sampling_start": 0.3,
-                              "maps": data.MAPS_VERSION}
+    assert state["basis"] == {"denoiser_steps": 1, "lcm_targets": {"low": RATES["low"]},
+                              "sampling_start": recipe.DECODER_BANK_START, "maps": data.MAPS_VERSION}
     bank = torch.load(tmp_path / "work" / "decoder-bank.pt", weights_only=False)
     assert bank["latents"].shape == (recipe.DECODER_BANK, TINY["latent_channels"], 16, 16)
     assert bank["crops"].shape == (recipe.DECODER_BANK, 3, 128, 128)
@@ -228,15 +259,16 @@ def test_decoder_stage_fits_afresh_after_its_loss_changed(tmp_path, cache, crops
 
 
 @needs_weights
-def test_decoder_stage_fits_afresh_for_samples_from_another_sampling_start(tmp_path, cache, crops, small_bank):
+def test_decoder_stage_fits_afresh_for_samples_from_another_sampling_start(tmp_path, cache, crops, small_bank,
+                                                                          monkeypatch):
     t = trainer(tmp_path, 1)
     t._images = crops
     lcms = {"low": t.stage_lcm(cache, "low")}
     den = t.stage_denoiser(cache, lcms)
-    t.config["sampling"] = {"start": 1.0}
+    monkeypatch.setattr(recipe, "DECODER_BANK_START", 1.0)
     t.stage_decoder(cache, MAGCModel.from_config(t.config).autoencoder, lcms, den)
     from_noise = torch.load(tmp_path / "work" / "decoder-bank.pt", weights_only=False)["latents"]
-    t.config["sampling"] = {"start": 0.5}
+    monkeypatch.setattr(recipe, "DECODER_BANK_START", 0.5)
     t.stage_decoder(cache, MAGCModel.from_config(t.config).autoencoder, lcms, den)
     assert "fitting it afresh" in (tmp_path / "work" / "train.log").read_text()
     assert torch.load(tmp_path / "work" / "decoder.pt", weights_only=False)["basis"]["sampling_start"] == 0.5
@@ -291,6 +323,8 @@ def test_training_goes_on_from_a_model_folder(tmp_path, cache, crops, model_fold
     ae = t.stage_ae()
     assert torch.equal(weights(t.stage_stage1_decoder(cache, ae, {r: None for r in RATES})),
                        weights(shipped.stage1_decoder))
+    reused = t.stage_decoder(cache, ae, {r: None for r in RATES}, None)  # its record matches the stage: not refit
+    assert torch.equal(weights(reused.decoder), weights(shipped.autoencoder.decoder))
     extended = t.stage_lcm(cache, "low")
     state = torch.load(tmp_path / "work" / "lcm-low.pt", weights_only=False)
     assert state["step"] == 3 and state["extended"] == [2] and state["target"] == RATES["low"]
@@ -306,7 +340,7 @@ def test_a_folder_from_before_the_sampling_start_counts_its_decoder_as_fitted_to
     older = tmp_path / "older"
     shutil.copytree(model_folder, older)
     config = json.loads((older / "config.json").read_text())
-    assert config["training"].pop("decoder_sampling_start") == 0.3
+    assert config["training"].pop("decoder_sampling_start") == recipe.DECODER_BANK_START
     (older / "config.json").write_text(json.dumps(config))
     trainer(tmp_path, 1).seed_from(older)
     assert torch.load(tmp_path / "work" / "decoder.pt", weights_only=False)["basis"]["sampling_start"] == 1.0
@@ -333,6 +367,16 @@ def test_a_folder_with_a_layout_codec_per_preset_seeds_no_layout(tmp_path, model
     (older / "config.json").write_text(json.dumps(config))
     trainer(tmp_path, 1).seed_from(older)
     assert not (tmp_path / "work" / "layout.pt").exists() and (tmp_path / "work" / "lcm-low.pt").exists()
+
+
+def test_going_on_from_the_shipped_model_keeps_its_decoder(tmp_path):
+    """`build.py train -- --from-model` counts the shipped decoder as fitted by the decoder stage as it stands."""
+    t = trainer(tmp_path, 1)
+    t.seed_from(SHIPPED_MODELS / "compact")
+    state = torch.load(tmp_path / "work" / "decoder.pt", weights_only=False)
+    assert state["basis"] == recipe._decoder_basis(t._load("denoiser")["step"], RATES, recipe.DECODER_BANK_START,
+                                                   data.MAPS_VERSION)
+    assert state["loss"] == recipe._decoder_loss_terms()
 
 
 def test_a_model_seeded_with_more_steps_than_asked_records_the_steps_it_had(tmp_path, cache, model_folder):

@@ -20,11 +20,13 @@ goes on from its weights.
    latent_tilde from the frozen LCMs (a random rate per batch: one denoiser serves all).
 5. ``stage1``: a copy of the autoencoder's decoder fitted for pixel MSE on the LCMs' latents (every rate): it draws
    stage 1 alone (a decode with no diffusion steps).
-6. ``decoder``: fine-tune the autoencoder's decoder on latents the sampler draws (every rate), with
+6. ``decoder``: fine-tune the autoencoder's decoder on latents the sampler draws (every rate, started at
+   DECODER_BANK_START), with
    L1 + local contrast + grid profile + LPIPS-VGG + DISTS against the crops they came from. The encoder is untouched, so bitstreams do not change.
 7. ``export``: write the model folder (config.json, safetensors, model card).
 
-Latent-space training runs on 128x128-pixel crops (16x16 latents), cheap on a CPU;
+The training crops come from ../shared/data, or from a training pack written there (``pack``, data.write_training_pack)
+on a machine without it. Latent-space training runs on 128x128-pixel crops (16x16 latents), cheap on a CPU;
 the networks are fully convolutional and are evaluated on 256-pixel tiles.
 """
 import copy
@@ -44,7 +46,7 @@ from tqdm import tqdm
 from ..codec.classes import to_one_hot
 from ..codec.layout import layout_of
 from ..codec.lcm import LatentCompressionModule
-from ..codec.model import MAGCModel, compact_config, load_lcm, sampling_start
+from ..codec.model import MAGCModel, compact_config, load_lcm
 from ..codec.sampler import sample, training_scheduler
 from .. import data
 
@@ -75,9 +77,11 @@ GPU_STEPS = {"ae": 4000, "lcm": 20000, "layout": 20000, "denoiser": 60000, "stag
 AE_CROP, AE_BATCH = 64, 4
 SHARED_WEIGHTS = data.REPO.parent / "shared" / "weights"
 # The decoder stage's training pairs: sampled latents of 128-pixel crops (at 10 steps, which decode
-# like the default 20 at half the cost) and the crops; a fixed bank, re-drawn when its basis changes. The sampler
-# starts where the model's does (compact_config's sampling start).
+# like the default 20 at half the cost) and the crops; a fixed bank, re-drawn when its basis changes.
 DECODER_BANK, DECODER_BANK_STEPS, DECODER_BATCH = 1200, 10, 8
+# Where the bank's sampler starts: 0.65, not the model's 0.3 (compact_config), whose samples gave decoders that
+# lose 0.025 to 0.05 of mIoU (MODEL_CARD History, 0.4.4).
+DECODER_BANK_START = 0.65
 # The stage-1 decoder's batches: 128-pixel crops, the rates taking turns within a batch.
 STAGE1_BATCH, STAGE1_LR = 8, 1e-4
 # L1 flattens the detail the latents leave uncertain: matching each 16-pixel cell's standard deviation keeps contrast.
@@ -159,7 +163,7 @@ def dihedral(t, k):
 
 
 class Trainer:
-    def __init__(self, work, out, device, steps=None, seed=0, batch=16):
+    def __init__(self, work, out, device, steps=None, seed=0, batch=16, pack=None):
         self.work = Path(work)
         self.work.mkdir(parents=True, exist_ok=True)
         self.out = Path(out)
@@ -167,7 +171,8 @@ class Trainer:
         self.steps = dict(steps or (GPU_STEPS if device.type == "cuda" else CPU_STEPS))
         self.batch = batch if device.type != "cuda" else 64
         self.seed = seed
-        self.arguments = (work, out, device, steps, seed, batch)
+        self.pack = pack  # a training pack (data.write_training_pack) read instead of ../shared/data
+        self.arguments = (work, out, device, steps, seed, batch, pack)
         self.logfile = self.work / "train.log"
         self.config = compact_config(rates={r: {"target_bpp": bpp} for r, bpp in RATES.items()})
         self.config["default_rate"] = "medium"
@@ -306,7 +311,8 @@ class Trainer:
 
     def train_images(self):
         if not hasattr(self, "_images"):
-            self._images = [(img, cls) for _, img, cls in data.samples("train")]
+            samples = data.pack_samples(self.pack) if self.pack else data.samples("train")
+            self._images = [(img, cls) for _, img, cls in samples]
             self.log(f"{len(self._images)} training crops of 256x256")
         return self._images
 
@@ -579,18 +585,21 @@ class Trainer:
         rng = np.random.default_rng(self.seed + 5000 + start)
         t0 = self._clock(state)
         for step in tqdm(range(start, total), desc="stage-1 decoder", initial=start, total=total, mininterval=10):
-            latent_tilde, crops = [], []
-            for j, i in enumerate(rng.integers(0, len(images), STAGE1_BATCH)):
+            latents, maps, crops = [], [], []
+            for i in rng.integers(0, len(images), STAGE1_BATCH):
                 y, x = (int(v) for v in rng.integers(0, 32 - 16 + 1, 2))
                 k = int(rng.integers(8))
                 latent, classes = _latent_crop(cache, i, y, x, 16)
-                with torch.no_grad():
-                    lcm = lcms[rates[j % len(rates)]]
-                    latent_tilde.append(lcm(dihedral(latent, k)[None].to(self.device),
-                                            dihedral(classes, k)[None].to(self.device))["latent_hat"])
+                latents.append(dihedral(latent, k))
+                maps.append(dihedral(classes, k))
                 crop = np.ascontiguousarray(images[i][0][8 * y:8 * y + 128, 8 * x:8 * x + 128])
                 crops.append(dihedral(torch.from_numpy(crop).permute(2, 0, 1).float() / 255, k))
-            x_hat = ae.decode(torch.cat(latent_tilde), decoder)
+            latents, maps = torch.stack(latents).to(self.device), torch.stack(maps).to(self.device)
+            latent_tilde = torch.empty_like(latents)
+            with torch.no_grad():
+                for r, rate in enumerate(rates):  # crop j goes through rate j mod len(rates): one pass per rate
+                    latent_tilde[r::len(rates)] = lcms[rate](latents[r::len(rates)], maps[r::len(rates)])["latent_hat"]
+            x_hat = ae.decode(latent_tilde, decoder)
             loss = F.mse_loss(x_hat, torch.stack(crops).to(self.device))
             opt.zero_grad()
             loss.backward()
@@ -644,8 +653,8 @@ class Trainer:
         """The denoiser's latents are not the encoder's: a decoder fitted to them with a perceptual loss draws
         sharper, truer texture from them than one fitted to the encoder's latents."""
         from ..evaluation.metrics import DISTS, LPIPS, grid_profile
-        basis = _decoder_basis((self._load("denoiser") or {}).get("step"), _lcm_targets(lcms),
-                               sampling_start(self.config), cache["maps"])
+        basis = _decoder_basis((self._load("denoiser") or {}).get("step"), _lcm_targets(lcms), DECODER_BANK_START,
+                               cache["maps"])
         state = self._load("decoder")
         loss_terms = _decoder_loss_terms()
         if state and (state.get("basis"), state.get("loss")) != (basis, loss_terms):
@@ -707,7 +716,7 @@ class Trainer:
                                                     f"{torch.get_num_threads()} threads",
             "seconds": {k: round(v) for k, v in self.timings.items()},
             "extended": {k: v for k, v in self.extended.items() if v},
-            "decoder_sampling_start": sampling_start(self.config),
+            "decoder_sampling_start": DECODER_BANK_START,
             "decoder_maps": data.MAPS_VERSION,
         }
         # float16 storage halves the shipped files; inference still runs in float32
@@ -736,8 +745,9 @@ class Trainer:
         """The whole recipe, or with `codec_only` (a codec's checkpoint name: "lcm-RATE" or "layout") that codec's
         stage alone, as each of the parallel codec processes runs it; a full run picks up the codecs' finished
         checkpoints."""
-        if not data.have_data():
-            raise SystemExit(f"Training needs ../shared/data (looked in {data.data_root()}).")
+        if self.pack is None and not data.have_data():
+            raise SystemExit(f"Training needs ../shared/data (looked in {data.data_root()}) or a training pack "
+                             f"written where it is (--write-pack FILE, then --pack FILE).")
         if codec_only is not None and codec_only not in _codec_targets():
             raise SystemExit(f"Unknown codec {codec_only!r}: choose one of {', '.join(_codec_targets())}.")
         torch.manual_seed(self.seed)
