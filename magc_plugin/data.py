@@ -178,7 +178,10 @@ def pack_samples(path, size=256, stride=256):
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path} is not a training pack ({exc}): write one with "
                          f"python -m magc_plugin.training --write-pack FILE") from exc
-    if index.get("format") != PACK_FORMAT or index.get("maps") != MAPS_VERSION:
+    if index.get("format") != PACK_FORMAT:
+        raise ValueError(f"{path} is a pack of format {index.get('format')!r}, this code reads {PACK_FORMAT!r}: write it "
+                         f"again with python -m magc_plugin.training --write-pack FILE")
+    if index.get("maps") != MAPS_VERSION:
         raise ValueError(f"{path} holds guidance maps of version {index.get('maps')}, this code makes version "
                          f"{MAPS_VERSION}: write the pack again with python -m magc_plugin.training --write-pack FILE")
 

@@ -128,6 +128,10 @@ def test_a_training_pack_of_other_maps_or_no_pack_at_all_is_refused_with_what_to
                                                 "images": []}))
     with pytest.raises(ValueError, match="write the pack again"):
         data.pack_samples(other)
+    with zipfile.ZipFile(other, "w") as pack:
+        pack.writestr("index.json", json.dumps({"format": "magc-training-pack-0", "maps": data.MAPS_VERSION}))
+    with pytest.raises(ValueError, match="write it again"):
+        data.pack_samples(other)
     (tmp_path / "not.zip").write_text("an image folder, perhaps")
     with pytest.raises(ValueError, match="not a training pack"):
         data.pack_samples(tmp_path / "not.zip")
