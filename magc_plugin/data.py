@@ -152,17 +152,21 @@ def write_training_pack(path, split="train"):
     spec, path = SPLITS[split], Path(path)
     index = []
     tmp = path.with_name(path.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as pack:
-        for i, (name, _, classes, img_path) in enumerate(chain(_dubai_images(spec["dubai"]), _oam_tiles(spec["oam"]))):
-            png = io.BytesIO()
-            Image.fromarray(classes).save(png, format="PNG", optimize=True)
-            entry = {"name": name, "image": f"images/{i}{img_path.suffix}", "classes": f"classes/{i}.png"}
-            pack.writestr(entry["image"], img_path.read_bytes())
-            pack.writestr(entry["classes"], png.getvalue())
-            index.append(entry)
-        pack.writestr("index.json", json.dumps({"format": PACK_FORMAT, "split": split, "maps": MAPS_VERSION,
-                                                "images": index}))
-    tmp.replace(path)
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as pack:
+            for i, (name, _, classes, img_path) in enumerate(chain(_dubai_images(spec["dubai"]),
+                                                                   _oam_tiles(spec["oam"]))):
+                png = io.BytesIO()
+                Image.fromarray(classes).save(png, format="PNG", optimize=True)
+                entry = {"name": name, "image": f"images/{i}{img_path.suffix}", "classes": f"classes/{i}.png"}
+                pack.writestr(entry["image"], img_path.read_bytes())
+                pack.writestr(entry["classes"], png.getvalue())
+                index.append(entry)
+            pack.writestr("index.json", json.dumps({"format": PACK_FORMAT, "split": split, "maps": MAPS_VERSION,
+                                                    "images": index}))
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # an interrupted pack leaves nothing behind
     return len(index)
 
 
