@@ -3,10 +3,16 @@ evaluation/ alike).
 
 Split, fixed by region so no held-out pixel is ever seen in training:
 
-| split    | Dubai land cover (full 6-class maps) | OpenAerialMap + OSM buildings (partial maps) |
-|----------|--------------------------------------|----------------------------------------------|
-| train    | tile_1, tile_2, tile_3, tile_4, tile_6 | zanzibar_tz (all zooms)                     |
-| heldout  | tile_7, tile_8                       | catanduanes_ph (all zooms)                   |
+| split    | Dubai land cover (full 6-class maps) | OpenAerialMap + OSM buildings (partial maps) | NEON plots (tree boxes) |
+|----------|--------------------------------------|----------------------------------------------|-------------------------|
+| train    | tile_1, tile_2, tile_3, tile_4, tile_6 | zanzibar_tz (all zooms)                     | HARV, TEAK              |
+| heldout  | tile_7, tile_8                       | catanduanes_ph (all zooms)                   |                         |
+| transfer |                                      |                                              | OSBS, SJER              |
+
+``transfer`` holds the NEON sites that training never sees (another sensor, 0.1 m, and another continent: pine
+savanna and wetland in Florida, oak savanna in California), kept apart from ``heldout`` so that its figures stay
+comparable from model to model; it checks that what the held-out split shows carries over. A NEON plot's map is its
+tree-crown boxes filled as vegetation where the plot has them, ``not_mapped`` elsewhere.
 
 Dubai masks are mapped onto the project's classes; OAM tiles get their guidance
 by rasterizing the OSM building polygons through `magc_plugin.guidance`, the same
@@ -28,8 +34,10 @@ REPO = Path(__file__).resolve().parents[1]
 MAPS_VERSION = 2
 PACK_FORMAT = "magc-training-pack-1"
 SPLITS = {
-    "train": {"dubai": ["tile_1", "tile_2", "tile_3", "tile_4", "tile_6"], "oam": ["zanzibar_tz"]},
+    "train": {"dubai": ["tile_1", "tile_2", "tile_3", "tile_4", "tile_6"], "oam": ["zanzibar_tz"],
+              "neon": ["HARV", "TEAK"]},
     "heldout": {"dubai": ["tile_7", "tile_8"], "oam": ["catanduanes_ph"]},
+    "transfer": {"neon": ["OSBS", "SJER"]},
 }
 DUBAI_COLOURS = {
     (0x84, 0x29, 0xF6): OTHER_LAND, (0x3C, 0x10, 0x98): BUILDING, (0xFE, 0xDD, 0x3A): VEGETATION,
@@ -42,9 +50,11 @@ def data_root():
     return Path(os.environ.get("MAGC_DATA_DIR", REPO.parent / "shared" / "data"))
 
 
+DATA_SETS = ("dubai-landcover", "oam-osm-buildings", "neon-forest")
+
+
 def have_data():
-    root = data_root()
-    return (root / "dubai-landcover").is_dir() and (root / "oam-osm-buildings").is_dir()
+    return all((data_root() / name).is_dir() for name in DATA_SETS)
 
 
 def dubai_mask_to_classes(mask_rgb):
@@ -66,18 +76,22 @@ def dubai_images(tiles):
         yield name, image, classes
 
 
+def _dubai_files(tiles):
+    """(name, image path) of the Dubai images of the given tiles, in order."""
+    root = data_root() / "dubai-landcover"
+    return [(f"dubai/{tile}/{path.stem}", path) for tile in tiles for path in sorted((root / tile / "images").glob("*.jpg"))]
+
+
 def _dubai_images(tiles):
     """dubai_images, each with the path of its image file too."""
     from PIL import Image
-    root = data_root() / "dubai-landcover"
-    for tile in tiles:
-        for img_path in sorted((root / tile / "images").glob("*.jpg")):
-            mask_path = root / tile / "masks" / (img_path.stem + ".png")
-            image = np.array(Image.open(img_path).convert("RGB"))
-            mask = np.array(Image.open(mask_path).convert("RGB"))
-            if mask.shape[:2] != image.shape[:2]:
-                continue
-            yield f"dubai/{tile}/{img_path.stem}", image, dubai_mask_to_classes(mask), img_path
+    for name, img_path in _dubai_files(tiles):
+        mask_path = img_path.parent.parent / "masks" / (img_path.stem + ".png")
+        image = np.array(Image.open(img_path).convert("RGB"))
+        mask = np.array(Image.open(mask_path).convert("RGB"))
+        if mask.shape[:2] != image.shape[:2]:
+            continue
+        yield name, image, dubai_mask_to_classes(mask), img_path
 
 
 def oam_guidance(region_dir, stem):
@@ -97,18 +111,52 @@ def oam_tiles(regions):
         yield name, image, classes
 
 
+def _oam_files(regions):
+    """(name, image path) of the OAM tiles of the given regions, in order."""
+    root = data_root() / "oam-osm-buildings"
+    return [(f"oam/{region}/{path.stem}", path) for region in regions
+            for path in sorted((root / region / "images").glob("*.png"))]
+
+
 def _oam_tiles(regions):
     """oam_tiles, each with the path of its image file too."""
     from PIL import Image
-    root = data_root() / "oam-osm-buildings"
-    for region in regions:
-        region_dir = root / region
-        for img_path in sorted((region_dir / "images").glob("*.png")):
-            image = np.array(Image.open(img_path).convert("RGB"))
-            classes = oam_guidance(region_dir, img_path.stem)
-            if classes.shape != image.shape[:2]:
-                continue
-            yield f"oam/{region}/{img_path.stem}", image, classes, img_path
+    for name, img_path in _oam_files(regions):
+        image = np.array(Image.open(img_path).convert("RGB"))
+        classes = oam_guidance(img_path.parent.parent, img_path.stem)
+        if classes.shape != image.shape[:2]:
+            continue
+        yield name, image, classes, img_path
+
+
+def neon_guidance(annotation, shape):
+    """A NEON plot's class raster: its Pascal VOC tree-crown boxes filled as vegetation, not_mapped elsewhere (and
+    wholly not_mapped where the plot has no annotation file)."""
+    import xml.etree.ElementTree as ElementTree
+    classes = np.full(shape, NOT_MAPPED, dtype=np.uint8)
+    if not annotation.is_file():
+        return classes
+    for box in ElementTree.parse(annotation).getroot().iter("bndbox"):
+        x0, y0, x1, y1 = (int(float(box.findtext(k))) for k in ("xmin", "ymin", "xmax", "ymax"))
+        classes[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = VEGETATION
+    return classes
+
+
+def _neon_files(sites):
+    """(name, image path) of the NEON plots of the given sites, in order."""
+    root = data_root() / "neon-forest"
+    return [(f"neon/{site}/{path.stem}", path) for site in sites for path in sorted((root / "images" / site).glob("*.tif"))]
+
+
+def _neon_plots(sites):
+    """(name, image u8 400x400x3, class raster, image path) for the NEON plots of the given sites."""
+    from PIL import Image
+    for name, img_path in _neon_files(sites):
+        image = np.array(Image.open(img_path).convert("RGB"))
+        site = img_path.parent.name
+        classes = neon_guidance(data_root() / "neon-forest" / "annotations" / site / f"{img_path.stem}.xml",
+                                image.shape[:2])
+        yield name, image, classes, img_path
 
 
 def crops(image, classes, size=256, stride=256):
@@ -125,15 +173,29 @@ def crops(image, classes, size=256, stride=256):
 
 def samples(split, size=256, stride=256):
     """All size x size samples of a split: (name, image, class raster)."""
+    return _samples_of(((name, image, classes) for name, image, classes, _ in _whole_images(split)), size, stride)
+
+
+def _whole_images(split):
+    """(name, image, class raster, image path) for every whole image of a split."""
     spec = SPLITS[split]
-    return _samples_of(chain(dubai_images(spec["dubai"]), oam_tiles(spec["oam"])), size, stride)
+    return chain(_dubai_images(spec.get("dubai", [])), _oam_tiles(spec.get("oam", [])),
+                 _neon_plots(spec.get("neon", [])))
+
+
+def image_names(split):
+    """The names of a split's image files, in the order samples() reads them, from the file names alone (nothing is
+    decoded): what a latent cache of its crops records."""
+    spec = SPLITS[split]
+    return [name for name, _ in _dubai_files(spec.get("dubai", [])) + _oam_files(spec.get("oam", []))
+            + _neon_files(spec.get("neon", []))]
 
 
 def _samples_of(whole_images, size=256, stride=256):
-    """The samples of whole images (name, image, class raster): Dubai images cut on a grid (named name@y,x), OAM tiles
-    as they are."""
+    """The samples of whole images (name, image, class raster): Dubai images and NEON plots cut on a grid (named
+    name@y,x; a 400-px plot gives 4 overlapping crops), OAM tiles as they are."""
     for name, image, classes in whole_images:
-        if name.startswith("dubai"):
+        if name.startswith(("dubai", "neon")):
             for (y, x), img, cls in crops(image, classes, size, stride):
                 yield f"{name}@{y},{x}", img, cls
         else:
@@ -149,13 +211,12 @@ def write_training_pack(path, split="train"):
     import json
     import zipfile
     from PIL import Image
-    spec, path = SPLITS[split], Path(path)
+    path = Path(path)
     index = []
     tmp = path.with_name(path.name + ".tmp")
     try:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as pack:
-            for i, (name, _, classes, img_path) in enumerate(chain(_dubai_images(spec["dubai"]),
-                                                                   _oam_tiles(spec["oam"]))):
+            for i, (name, _, classes, img_path) in enumerate(_whole_images(split)):
                 png = io.BytesIO()
                 Image.fromarray(classes).save(png, format="PNG", optimize=True)
                 entry = {"name": name, "image": f"images/{i}{img_path.suffix}", "classes": f"classes/{i}.png"}
@@ -170,12 +231,10 @@ def write_training_pack(path, split="train"):
     return len(index)
 
 
-def pack_samples(path, size=256, stride=256):
-    """The samples of a training pack (write_training_pack), as samples() gives them."""
-    import io
+def _open_pack(path):
+    """A training pack (write_training_pack) and its index, checked: a ValueError says what to do otherwise."""
     import json
     import zipfile
-    from PIL import Image
     try:
         pack = zipfile.ZipFile(path)
         index = json.loads(pack.read("index.json"))
@@ -188,6 +247,21 @@ def pack_samples(path, size=256, stride=256):
     if index.get("maps") != MAPS_VERSION:
         raise ValueError(f"{path} holds guidance maps of version {index.get('maps')}, this code makes version "
                          f"{MAPS_VERSION}: write the pack again with python -m magc_plugin.training --write-pack FILE")
+    return pack, index
+
+
+def pack_image_names(path):
+    """The names of a training pack's images, in order (as image_names gives a split's)."""
+    pack, index = _open_pack(path)
+    pack.close()
+    return [entry["name"] for entry in index["images"]]
+
+
+def pack_samples(path, size=256, stride=256):
+    """The samples of a training pack (write_training_pack), as samples() gives them."""
+    import io
+    from PIL import Image
+    pack, index = _open_pack(path)
 
     def whole_images():
         with pack:
@@ -202,6 +276,25 @@ def spread(items, n):
     if n is None or n >= len(items):
         return list(items)
     return [items[int(i * len(items) / n)] for i in range(n)]
+
+
+def source(name):
+    """The data set a sample comes from: the first part of its name (dubai, oam, neon)."""
+    return name.split("/", 1)[0]
+
+
+def transfer_samples(limit=None, size=256):
+    """[(name, image, class raster)] of the transfer split: each NEON plot's centre (its grid crops would overlap),
+    evenly spread over the plots."""
+    if not have_data():
+        raise FileNotFoundError(f"The transfer data are not at {data_root()}: set MAGC_DATA_DIR or put "
+                                f"../shared/data beside the repository.")
+    centres = []
+    for name, image, classes, _ in _whole_images("transfer"):
+        y, x = ((side - size) // 2 for side in classes.shape)
+        centres.append((name, np.ascontiguousarray(image[y:y + size, x:x + size]),
+                        np.ascontiguousarray(classes[y:y + size, x:x + size])))
+    return spread(centres, limit)
 
 
 def heldout_samples(limit=None, size=256):

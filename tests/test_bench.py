@@ -93,6 +93,13 @@ def test_bench_end_to_end(tmp_path, tiny_model_dir, monkeypatch):
     assert re.search(r"container bytes of a one-tile file[^<]*</td><td>\d{2}<", html)  # about 60, not kB
 
 
+def test_picked_samples_share_out_over_their_sources():
+    samples = [(f"dubai/t/{i}", None, None) for i in range(10)] + [(f"oam/r/{i}", None, None) for i in range(7)]
+    assert bench.pick_samples(samples, 3) == ["dubai/t/0", "dubai/t/5", "oam/r/0"]
+    picked = bench.pick_samples([(f"neon/S/{i}", None, None) for i in range(20)], 4)
+    assert picked == ["neon/S/0", "neon/S/5", "neon/S/10", "neon/S/15"]
+
+
 def test_spread_and_targets():
     assert bench.spread(list(range(10)), 3) == [0, 3, 6]
     assert bench.spread([1, 2], 5) == [1, 2]

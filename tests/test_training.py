@@ -44,9 +44,15 @@ def random_crops():
     return [(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8), cls.numpy()) for cls in latent_cache()["classes"]]
 
 
+def use_crops(t, crops):
+    """Train on these (image, class raster) crops, each cut from an image of its own, instead of the data folder's."""
+    t._images, t._image_names = crops, [f"image {i}" for i in range(len(crops))]
+
+
 def export_all(t, cache):
     """Every stage the export needs (the layout codec on random crops), then the export; the LCMs."""
-    t._images = getattr(t, "_images", None) or random_crops()
+    if not hasattr(t, "_images"):
+        use_crops(t, random_crops())
     lcms = {rate: t.stage_lcm(cache, rate) for rate in RATES}
     ae = MAGCModel.from_config(t.config).autoencoder
     t.export(ae, lcms, t.stage_layout(), t.stage_denoiser(cache, lcms), t.stage_stage1_decoder(cache, ae, lcms))
@@ -81,7 +87,8 @@ def test_the_codec_stages_train_side_by_side_in_processes_of_their_own(tmp_path,
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # the 2-core budget, whatever this machine has
     t = trainer(tmp_path, 2, layout_steps=3)  # the longest stage starts first
     t._save("ae", model=MAGCModel.from_config(t.config).autoencoder.state_dict(), step=1, done=True)
-    torch.save(cache, tmp_path / "work" / "latents.pt")
+    # the processes read the data folder's split: the cache says it holds that split's crops
+    torch.save(dict(cache, images=data.image_names("train")), tmp_path / "work" / "latents.pt")
     t._codecs_in_parallel()
     targets = {"layout": recipe.LAYOUT_RATE} | {f"lcm-{rate}": target for rate, target in RATES.items()}
     for name, target in targets.items():
@@ -142,13 +149,67 @@ def test_a_training_pack_of_other_maps_or_no_pack_at_all_is_refused_with_what_to
 
 def test_a_cache_with_maps_made_otherwise_has_them_made_again(tmp_path, cache, crops):
     t = trainer(tmp_path, 1)
-    t._images = [(img, np.zeros_like(cls)) for img, cls in crops]
+    use_crops(t, [(img, np.zeros_like(cls)) for img, cls in crops])
     stale = dict(cache, maps=data.MAPS_VERSION - 1)
     torch.save(stale, tmp_path / "work" / "latents.pt")
     refreshed = t.stage_cache(MAGCModel.from_config(t.config).autoencoder)
     assert torch.equal(refreshed["latents"], cache["latents"]) and not refreshed["classes"].any()
     assert torch.load(tmp_path / "work" / "latents.pt", weights_only=False)["maps"] == data.MAPS_VERSION
     assert "guidance maps made again" in (tmp_path / "work" / "train.log").read_text()
+
+
+def test_a_cache_of_the_first_images_is_extended_and_one_of_other_images_encoded_again(tmp_path, cache, crops):
+    """The split grew (new images come last): only the new images' crops are encoded, at the cache's scale. A cache
+    of other images is of no use: all are encoded again."""
+    t = trainer(tmp_path, 1)
+    use_crops(t, crops)
+    ae = MAGCModel.from_config(t.config).autoencoder
+    torch.save(dict(cache, latents=cache["latents"][:2], images=t.image_names()[:2], latent_scale=0.5),
+               tmp_path / "work" / "latents.pt")
+    grown = t.stage_cache(ae)
+    assert torch.equal(grown["latents"][:2], cache["latents"][:2]) and len(grown["latents"]) == 3
+    x = torch.from_numpy(crops[2][0]).permute(2, 0, 1)[None].float().div(255)
+    ae.config["latent_scale"] = 1.0
+    assert torch.allclose(grown["latents"][2].float(), (ae.encode(x)[0] * 0.5).half().float(), atol=1e-2)
+    assert grown["images"] == t.image_names() and grown["latent_scale"] == 0.5
+    assert "2 latents kept, 1 crops of 1 new images encoded" in (tmp_path / "work" / "train.log").read_text()
+    assert torch.equal(t.stage_cache(ae)["latents"], grown["latents"])  # complete: used as it is
+
+    torch.save(dict(cache, images=["another image"] * 3), tmp_path / "work" / "latents.pt")
+    again = t.stage_cache(ae)
+    assert not torch.equal(again["latents"], cache["latents"]) and again["images"] == t.image_names()
+    assert "other images than these: encoding them again" in (tmp_path / "work" / "train.log").read_text()
+
+
+def test_the_split_s_image_names_come_from_the_file_names_in_the_order_of_its_samples(tmp_path, monkeypatch):
+    monkeypatch.setitem(data.SPLITS, "small", {"dubai": ["tile_8"], "neon": ["TEAK"]})
+    if not data.have_data():
+        pytest.skip("needs ../shared/data")
+    names = data.image_names("small")
+    sampled = list(dict.fromkeys(name.split("@")[0] for name, _, _ in data.samples("small")))
+    assert names == sampled and names[-1].startswith("neon/TEAK/")
+
+
+@pytest.mark.skipif(not data.have_data(), reason="needs the NEON plots of ../shared/data")
+def test_neon_plots_train_on_some_sites_and_check_transfer_on_the_others():
+    """No NEON site is in both splits; a plot's map is its tree-crown boxes as vegetation; the transfer samples are
+    the plots' centres, the training samples their grid crops."""
+    from magc_plugin.codec.classes import NOT_MAPPED, VEGETATION
+    assert not set(data.SPLITS["train"]["neon"]) & set(data.SPLITS["transfer"]["neon"])
+    root = data.data_root() / "neon-forest"
+    annotation = root / "annotations" / "SJER" / "SJER_003.xml"
+    classes = data.neon_guidance(annotation, (400, 400))
+    assert set(np.unique(classes)) == {NOT_MAPPED, VEGETATION} and 0.02 < (classes == VEGETATION).mean() < 0.9
+    assert (data.neon_guidance(root / "annotations" / "none.xml", (400, 400)) == NOT_MAPPED).all()
+    transfer = data.transfer_samples(6)
+    assert len(transfer) == 6 and len({name for name, _, _ in transfer}) == 6
+    sites = {name.split("/")[1] for name, _, _ in data.transfer_samples()}
+    assert sites == set(data.SPLITS["transfer"]["neon"])
+    name, image, classes = transfer[0]
+    whole = next(p for n, p, _, _ in data._neon_plots([name.split("/")[1]]) if n == name)
+    assert np.array_equal(image, whole[72:328, 72:328]) and image.shape == (256, 256, 3)
+    first = next(s for s in data._samples_of(((n, i, c) for n, i, c, _ in data._neon_plots(["TEAK"]))))
+    assert first[0].startswith("neon/TEAK/") and first[0].endswith("@0,0")
 
 
 def test_lcm_stage_extends_a_finished_checkpoint(tmp_path, cache):
@@ -215,7 +276,7 @@ def test_denoiser_stage_says_when_its_lcms_were_retargeted(tmp_path, cache, monk
 @needs_weights
 def test_decoder_stage_fits_the_decoder_not_the_encoder(tmp_path, cache, crops, small_bank):
     t = trainer(tmp_path, 1, decoder_steps=2)
-    t._images = crops
+    use_crops(t, crops)
     lcms = {"low": t.stage_lcm(cache, "low")}
     den = t.stage_denoiser(cache, lcms)
     ae = MAGCModel.from_config(t.config).autoencoder
@@ -235,12 +296,12 @@ def test_decoder_stage_fits_the_decoder_not_the_encoder(tmp_path, cache, crops, 
 @needs_weights
 def test_decoder_stage_fits_afresh_after_the_denoiser_changed(tmp_path, cache, crops, small_bank):
     t = trainer(tmp_path, 1)
-    t._images = crops
+    use_crops(t, crops)
     lcms = {"low": t.stage_lcm(cache, "low")}
     t.stage_decoder(cache, MAGCModel.from_config(t.config).autoencoder, lcms, t.stage_denoiser(cache, lcms))
 
     longer = trainer(tmp_path, 1, denoiser_steps=2)
-    longer._images = crops
+    use_crops(longer, crops)
     den = longer.stage_denoiser(cache, lcms)
     longer.stage_decoder(cache, MAGCModel.from_config(longer.config).autoencoder, lcms, den)
     assert "fitting it afresh" in (tmp_path / "work" / "train.log").read_text()
@@ -252,7 +313,7 @@ def test_decoder_stage_fits_afresh_after_the_denoiser_changed(tmp_path, cache, c
 @needs_weights
 def test_decoder_stage_fits_afresh_after_its_loss_changed(tmp_path, cache, crops, small_bank, monkeypatch):
     t = trainer(tmp_path, 1)
-    t._images = crops
+    use_crops(t, crops)
     lcms = {"low": t.stage_lcm(cache, "low")}
     den = t.stage_denoiser(cache, lcms)
     t.stage_decoder(cache, MAGCModel.from_config(t.config).autoencoder, lcms, den)
@@ -266,7 +327,7 @@ def test_decoder_stage_fits_afresh_after_its_loss_changed(tmp_path, cache, crops
 def test_decoder_stage_fits_afresh_for_samples_from_another_sampling_start(tmp_path, cache, crops, small_bank,
                                                                           monkeypatch):
     t = trainer(tmp_path, 1)
-    t._images = crops
+    use_crops(t, crops)
     lcms = {"low": t.stage_lcm(cache, "low")}
     den = t.stage_denoiser(cache, lcms)
     monkeypatch.setattr(recipe, "DECODER_BANK_START", 1.0)
@@ -283,7 +344,7 @@ def test_decoder_stage_fits_afresh_for_samples_from_another_sampling_start(tmp_p
 def test_stage1_decoder_stage_fits_a_copy_of_the_decoder(tmp_path, cache, crops):
     """It draws stage 1 alone: the autoencoder (so the streams and the decoder stage's start) stays as it was."""
     t = trainer(tmp_path, 1, stage1_steps=2)
-    t._images = crops
+    use_crops(t, crops)
     lcms = {rate: t.stage_lcm(cache, rate) for rate in RATES}
     ae = MAGCModel.from_config(t.config).autoencoder
     before = weights(ae)
@@ -317,7 +378,7 @@ def test_training_goes_on_from_a_model_folder(tmp_path, cache, crops, model_fold
     the others are reused as they are, and the cache keeps the model's latent scale."""
     shipped = MAGCModel.from_pretrained(model_folder, rate="low", device="cpu")
     t = trainer(tmp_path, 3)
-    t._images = crops
+    use_crops(t, crops)
     t.seed_from(model_folder)
     log = (tmp_path / "work" / "train.log").read_text()
     assert "lcm-low: continuing from" in log and "layout: continuing from" in log and "denoiser: continuing from" in log

@@ -3,10 +3,12 @@
     python -m magc_plugin.evaluation.bench --out bench_report/ [--limit N] [--steps 20] [--seeds 4] [--model default]
                                            [--visual 8]
 
-Samples: 256x256 crops of Dubai tile_7 and tile_8 (full 6-class maps) and the
+Samples (``--samples``): ``heldout``, 256x256 crops of Dubai tile_7 and tile_8 (full 6-class maps) and the
 Catanduanes OAM tiles (OSM buildings only), with their guidance class rasters, from
-``magc_plugin.data`` (the same loading and split as training). With
-``--limit N`` about half the samples come from each source, evenly spread.
+``magc_plugin.data`` (the same loading and split as training); with ``--limit N`` about half the samples come
+from each source, evenly spread. ``transfer``: the centres of the NEON airborne plots (another sensor and
+continent, forest and savanna, tree-crown boxes as the map), never trained on: does what ``heldout`` shows carry
+over?
 
 Codecs, per sample:
 
@@ -46,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import heldout_samples, spread
+from ..data import heldout_samples, source, spread, transfer_samples
 from . import baselines
 from .metrics import (LOWER_IS_BETTER, PER_IMAGE_METRICS, Evaluator, bits_per_pixel, format_value, frechet_distance,
                       html_page, html_table)
@@ -117,7 +119,7 @@ class Bench:
         name, image, _ = sample
         row = dict(zip(GROUP_KEYS, key))
         pixels = image.shape[0] * image.shape[1]
-        row.update(sample=name, source=name.split("/")[0], seed=seed, target_bpp=target, bytes=num_bytes,
+        row.update(sample=name, source=source(name), seed=seed, target_bpp=target, bytes=num_bytes,
                    pixels=pixels, bpp=bits_per_pixel(num_bytes, pixels), encode_s=enc_s, decode_s=dec_s)
         if target is not None:
             row["at_floor"] = row["bpp"] > target  # the codec cannot go as low as the target here
@@ -551,7 +553,9 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="report folder")
     parser.add_argument("--model", default="default", help="model folder or shipped preset name")
-    parser.add_argument("--limit", type=int, default=None, help="number of held-out samples (default: all)")
+    parser.add_argument("--samples", choices=("heldout", "transfer"), default="heldout",
+                        help="the held-out split, or the transfer split (NEON plots, another sensor and region)")
+    parser.add_argument("--limit", type=int, default=None, help="number of samples (default: all)")
     parser.add_argument("--steps", type=int, default=20, help="diffusion steps of the main MAGC rows")
     parser.add_argument("--seeds", type=int, default=4, help="decodes per sample, each with its own noise seed, "
                                                              "in the main MAGC rows")
@@ -571,9 +575,14 @@ def main(argv=None):
 
 
 def pick_samples(samples, n):
-    """The names of n samples, evenly spread: half from Dubai (rounded up), half from the OAM tiles."""
-    names = [s[0] for s in spread([s for s in samples if s[0].startswith("dubai")], (n + 1) // 2)]
-    return names + [s[0] for s in spread([s for s in samples if s[0].startswith("oam")], n // 2)]
+    """The names of n samples, evenly spread over each source's samples, the sources sharing n evenly (the first
+    ones rounded up: Dubai, then the OAM tiles, on the held-out split)."""
+    sources = list(dict.fromkeys(source(name) for name, _, _ in samples))
+    names = []
+    for i, src in enumerate(sources):
+        share = (n + len(sources) - 1 - i) // len(sources)
+        names += [name for name, _, _ in spread([s for s in samples if source(s[0]) == src], share)]
+    return names
 
 
 def run(args):
@@ -585,7 +594,7 @@ def run(args):
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     models, config = load_models(args.model, args.device)
-    samples = heldout_samples(args.limit)
+    samples = (transfer_samples if args.samples == "transfer" else heldout_samples)(args.limit)
     codecs = [c for c in args.codecs.split(",") if c]
     evaluator = Evaluator(args.weights_dir, metrics=[m for m in args.metrics.split(",") if m], fid=not args.no_fid)
     segnet = load_segnet(args.segnet)
@@ -607,9 +616,9 @@ def run(args):
     visual_page = write_visual(bench.visual, visual_names, list(models), default_rate, args.steps, codecs, out_dir)
     identity = next(iter(models.values())).identity()
     info = {"model": f"{identity['preset']} ({args.model}), presets {', '.join(models)}",
-            "weights_sha256": identity["weights_sha256"][:16], "samples": len(samples),
-            "dubai / oam samples": f"{sum(s[0].startswith('dubai') for s in samples)} / "
-                                   f"{sum(s[0].startswith('oam') for s in samples)}",
+            "weights_sha256": identity["weights_sha256"][:16], "samples": f"{len(samples)} ({args.samples})",
+            "samples per source": ", ".join(f"{src} {sum(source(s[0]) == src for s in samples)}"
+                                            for src in dict.fromkeys(source(s[0]) for s in samples)),
             "diffusion steps": args.steps, "decode seeds per sample (main MAGC rows)": args.seeds,
             "device / threads": f"{args.device} / {args.threads}",
             "segmentation net": "yes" if segnet is not None else "absent (mIoU not measured)",

@@ -316,6 +316,12 @@ class Trainer:
             self.log(f"{len(self._images)} training crops of 256x256")
         return self._images
 
+    def image_names(self):
+        """The names of the image files the training crops are cut from, in order (nothing is decoded)."""
+        if not hasattr(self, "_image_names"):
+            self._image_names = data.pack_image_names(self.pack) if self.pack else data.image_names("train")
+        return self._image_names
+
     def _pixel_batch(self, images, rng, size, batch):
         xs = []
         for i in rng.integers(0, len(images), batch):
@@ -328,33 +334,54 @@ class Trainer:
     # -- stage 2: latent cache --------------------------------------------------------
     @torch.no_grad()
     def stage_cache(self, ae):
+        """The training crops' latents (at the model's latent scale) and guidance maps, cached in the work folder with
+        the names of the images they are cut from. A cache of the first of those images (the split grew: new images come
+        last) is extended by the new images' crops; one of other images is encoded again."""
         path = self.work / "latents.pt"
-        if path.exists():
-            cache = torch.load(path, weights_only=False)
+        cache = torch.load(path, weights_only=False) if path.exists() else None
+        names = self.image_names()
+        if cache is not None:
+            # caches before 0.5.2 name no images: one stands if it holds as many crops as this split gives
+            cached = cache.get("images", names if len(cache["latents"]) == len(self.train_images()) else None)
+            if not cached or cached != names[:len(cached)]:
+                self.log(f"cache: its {len(cache['latents'])} latents are of other images than these: encoding "
+                         f"them again")
+                cache = None
+        if cache is not None and cached == names:
             ae.config["latent_scale"] = cache["latent_scale"]
             self.timings["cache"] = cache.get("seconds", 0.0)
-            if cache.get("maps") != data.MAPS_VERSION:
+            stale_maps = cache.get("maps") != data.MAPS_VERSION
+            if stale_maps:
                 # the latents stand; only the guidance maps beside them were made otherwise
                 cache["classes"] = torch.stack([torch.from_numpy(cls) for _, cls in self.train_images()])
                 cache["maps"] = data.MAPS_VERSION
-                torch.save(cache, path)
                 self.log(f"cache: guidance maps made again (version {data.MAPS_VERSION}), latents kept")
+            if stale_maps or "images" not in cache:
+                cache["images"] = names
+                torch.save(cache, path)
             return cache
+        images = self.train_images()
         ae.to(self.device).eval()
-        # a model continued from (seed_from) keeps its scale: its LCMs and denoiser were trained at it
-        fixed_scale = (self._load("ae") or {}).get("latent_scale")
+        # a model continued from (seed_from) keeps its scale: its LCMs and denoiser were trained at it; so does a
+        # cache that is extended
+        scale = cache["latent_scale"] if cache else (self._load("ae") or {}).get("latent_scale")
         ae.config["latent_scale"] = 1.0
         t0 = time.time()
-        latents, classes = [], []
-        for img, cls in tqdm(self.train_images(), desc="encode", mininterval=10):
+        first = len(cache["latents"]) if cache else 0
+        latents = []
+        for img, _ in tqdm(images[first:], desc="encode", mininterval=10):
             x = torch.from_numpy(img).permute(2, 0, 1)[None].float().div(255).to(self.device)
             latents.append(ae.encode(x)[0].cpu().half())
-            classes.append(torch.from_numpy(cls))
         latents = torch.stack(latents)
-        scale = fixed_scale or float(1.0 / latents.float().std())
-        self.timings["cache"] = time.time() - t0
-        cache = {"latents": latents * scale, "classes": torch.stack(classes), "latent_scale": scale,
-                 "seconds": self.timings["cache"], "maps": data.MAPS_VERSION}
+        scale = scale or float(1.0 / latents.float().std())
+        latents = latents * scale
+        if cache:
+            latents = torch.cat([cache["latents"], latents])
+            self.log(f"cache: {first} latents kept, {len(images) - first} crops of {len(names) - len(cached)} new "
+                     f"images encoded")
+        self.timings["cache"] = time.time() - t0 + (cache.get("seconds", 0.0) if cache else 0.0)
+        cache = {"latents": latents, "classes": torch.stack([torch.from_numpy(cls) for _, cls in images]),
+                 "latent_scale": scale, "seconds": self.timings["cache"], "maps": data.MAPS_VERSION, "images": names}
         ae.config["latent_scale"] = scale
         torch.save(cache, path)
         self.log(f"cached {len(latents)} latents, latent scale {scale:.4f}")
