@@ -343,6 +343,7 @@ def test_decoder_stage_fits_afresh_for_samples_from_another_sampling_start(tmp_p
 
 def test_stage1_decoder_stage_fits_a_copy_of_the_decoder(tmp_path, cache, crops):
     """It draws stage 1 alone: the autoencoder (so the streams and the decoder stage's start) stays as it was."""
+    torch.manual_seed(0)  # some random tiny decoders draw every pixel beyond the clamp, where no gradient flows
     t = trainer(tmp_path, 1, stage1_steps=2)
     use_crops(t, crops)
     lcms = {rate: t.stage_lcm(cache, rate) for rate in RATES}
