@@ -153,9 +153,8 @@ def _neon_plots(sites):
     from PIL import Image
     for name, img_path in _neon_files(sites):
         image = np.array(Image.open(img_path).convert("RGB"))
-        site = img_path.parent.name
-        classes = neon_guidance(data_root() / "neon-forest" / "annotations" / site / f"{img_path.stem}.xml",
-                                image.shape[:2])
+        root, site = img_path.parents[2], img_path.parent.name  # root/images/SITE/PLOT.tif
+        classes = neon_guidance(root / "annotations" / site / f"{img_path.stem}.xml", image.shape[:2])
         yield name, image, classes, img_path
 
 
@@ -176,19 +175,21 @@ def samples(split, size=256, stride=256):
     return _samples_of(((name, image, classes) for name, image, classes, _ in _whole_images(split)), size, stride)
 
 
+# Each data set's files and its loader, in the order a split reads them.
+SOURCES = {"dubai": (_dubai_files, _dubai_images), "oam": (_oam_files, _oam_tiles), "neon": (_neon_files, _neon_plots)}
+
+
 def _whole_images(split):
     """(name, image, class raster, image path) for every whole image of a split."""
     spec = SPLITS[split]
-    return chain(_dubai_images(spec.get("dubai", [])), _oam_tiles(spec.get("oam", [])),
-                 _neon_plots(spec.get("neon", [])))
+    return chain.from_iterable(load(spec[src]) for src, (_, load) in SOURCES.items() if src in spec)
 
 
 def image_names(split):
     """The names of a split's image files, in the order samples() reads them, from the file names alone (nothing is
     decoded): what a latent cache of its crops records."""
     spec = SPLITS[split]
-    return [name for name, _ in _dubai_files(spec.get("dubai", [])) + _oam_files(spec.get("oam", []))
-            + _neon_files(spec.get("neon", []))]
+    return [name for src, (files, _) in SOURCES.items() if src in spec for name, _ in files(spec[src])]
 
 
 def _samples_of(whole_images, size=256, stride=256):
