@@ -442,6 +442,18 @@ def test_the_stream_checksum_covers_the_encoding_side_of_a_diffusers_vae_not_its
     assert checksum() != base
 
 
+def test_the_stream_checksum_covers_the_layout_cell_and_keeps_that_of_older_folders(tmp_path):
+    """The same layout weights at another cell side read a stream otherwise; folders before 0.6.0 (16-pixel cells)
+    keep the checksum their files hold."""
+    from safetensors.torch import save_file
+    from magc_plugin.codec.folders import stream_sha256
+    save_file({"encoder.conv.weight": torch.ones(2)}, tmp_path / "ae.safetensors")
+    (tmp_path / "lcm.safetensors").write_bytes(b"lcm")
+    checksum = lambda *cell: stream_sha256(tmp_path / "ae.safetensors", [tmp_path / "lcm.safetensors"], 1.0, *cell)  # noqa: E731
+    assert checksum(16) == checksum()
+    assert len({checksum(), checksum(8), checksum(4)}) == 3
+
+
 def test_the_stream_holds_the_layout_after_the_latent(model):
     """decode_y gives the latent's y_hat, then the layout codec's, from one stream that must end exactly."""
     img, cls = scene(128, seed=5)
@@ -458,20 +470,24 @@ def test_the_stream_holds_the_layout_after_the_latent(model):
         model.decode_y(payload[:-4], cls.shape)
 
 
-def test_holding_to_the_layout_moves_cell_means_and_keeps_detail():
+@pytest.mark.parametrize("cell", [16, 8])
+def test_holding_to_the_layout_moves_cell_means_and_keeps_detail(cell):
     """The coarse cells take the layout's colour; the detail inside them (the image minus its cell means) stays."""
     rng = np.random.default_rng(0)
     image = (128 + rng.normal(0, 20, (64, 96, 3))).clip(0, 255).astype(np.uint8)
     target = np.zeros((64, 96, 3), np.float32)
     target[:, :48] = [200, 40, 40]
     target[:, 48:] = [30, 60, 220]
-    target_layout = layout_of(torch.from_numpy(target / 255).permute(2, 0, 1)[None], 16)
-    held = hold_to_layout(image, target_layout, 16)
-    means = held.reshape(4, 16, 6, 16, 3).mean(axis=(1, 3))
+    target_layout = layout_of(torch.from_numpy(target / 255).permute(2, 0, 1)[None], cell)
+    held = hold_to_layout(image, target_layout, cell)
+    rows, cols = 64 // cell, 96 // cell
+    cell_means = lambda a: a.reshape(rows, cell, cols, cell, 3).mean(axis=(1, 3))  # noqa: E731
+    means = cell_means(held)
     # away from the colour edge (bilinear blending spreads it over one cell each side)
-    assert np.abs(means[:, :2] - [200, 40, 40]).max() < 6 and np.abs(means[:, 4:] - [30, 60, 220]).max() < 6
-    detail = lambda a: a.astype(float) - a.reshape(4, 16, 6, 16, 3).mean(axis=(1, 3)).repeat(16, 0).repeat(16, 1)  # noqa: E731
-    inside = (slice(None), slice(0, 16))
+    edge = cols // 2
+    assert np.abs(means[:, :edge - 1] - [200, 40, 40]).max() < 6 and np.abs(means[:, edge + 1:] - [30, 60, 220]).max() < 6
+    detail = lambda a: a.astype(float) - cell_means(a).repeat(cell, 0).repeat(cell, 1)  # noqa: E731
+    inside = (slice(None), slice(0, cell))
     assert np.abs(detail(held)[inside] - detail(image)[inside]).mean() < 2
 
 

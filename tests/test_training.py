@@ -493,8 +493,31 @@ def test_a_preset_aimed_elsewhere_re_aims_its_lcm(tmp_path, cache, model_folder,
     assert state["lambda"] == old["lambda"] and torch.equal(state["model"]["g_a.stem.0.weight"], old["model"]["g_a.stem.0.weight"])
     t.stage_denoiser(cache, lcms)
     log = (tmp_path / "work" / "train.log").read_text()
-    assert f"its checkpoint was trained for {old_target} bpp, the target is now {RATES['low']}: re-aiming it" in log
+    assert f"its checkpoint was trained for {old_target} bpp, now for {RATES['low']} bpp: re-aiming it" in log
     assert "lcm-medium: its checkpoint" not in log and "extend it (more denoiser steps)" in log
+
+
+def test_a_layout_codec_on_other_cells_is_re_aimed(tmp_path, model_folder, monkeypatch):
+    """The layout cell is part of what the layout codec is trained for: going on from a folder whose codec coded other
+    cells (or from a checkpoint before 0.6.0, which records none: 16 pixels) re-aims it; the same cells reuse it."""
+    monkeypatch.setattr(recipe, "RETARGET_STEPS", 1)
+    t = trainer(tmp_path, 2)
+    t.seed_from(model_folder)
+    use_crops(t, random_crops())
+    seeded = torch.load(tmp_path / "work" / "layout.pt", weights_only=False)
+    assert seeded["cell"] == t.config["layout"]["cell"]
+    t.stage_layout()
+    assert torch.load(tmp_path / "work" / "layout.pt", weights_only=False)["seconds"] == seeded["seconds"]  # reused
+
+    older = {k: v for k, v in seeded.items() if k != "cell"}
+    torch.save(older, tmp_path / "work" / "layout.pt")
+    t.config["layout"]["cell"] = 8
+    t.stage_layout()
+    state = torch.load(tmp_path / "work" / "layout.pt", weights_only=False)
+    assert state["cell"] == t.config["layout"]["cell"] and state["done"] and state["step"] == 2
+    log = (tmp_path / "work" / "train.log").read_text()
+    assert (f"layout: its checkpoint was trained for {seeded['target']} bpp on 16-pixel cells, now for "
+            f"{seeded['target']} bpp on 8-pixel cells: re-aiming it") in log
 
 
 def test_model_card_keeps_its_history_section():

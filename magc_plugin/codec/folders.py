@@ -51,17 +51,21 @@ def sha256_files(paths):
 DRAWING_PARTS = ("decoder", "post_quant_conv")
 # The same tables under another entropy coder make other streams: files from compressai's rANS are refused as such
 ENTROPY_CODER = b"entropy-coder: constriction ANS, tables from compressai quantized CDFs, v1"
+# The layout cell of every folder before 0.6.0, left out of their checksum so that their files keep it
+FIRST_LAYOUT_CELL = 16
 
 
-def stream_sha256(autoencoder_file, codec_files, latent_scale):
+def stream_sha256(autoencoder_file, codec_files, latent_scale, layout_cell=FIRST_LAYOUT_CELL):
     """The checksum of what gives a rate's stream its meaning: the stage-1 codecs' files (the LCM's, then the
-    layout codec's where there is one: entropy models, synthesis), the entropy coder, and the autoencoder's encoding
-    side with its latent scale. Models that differ only in their denoiser or their decoder (a decoder refit, say)
-    read the same streams and draw other images from them."""
+    layout codec's where there is one: entropy models, synthesis) with the layout's cell side, the entropy coder, and
+    the autoencoder's encoding side with its latent scale. Models that differ only in their denoiser or their decoder
+    (a decoder refit, say) read the same streams and draw other images from them."""
     from safetensors import safe_open
     digest = hashlib.sha256(sha256_files(codec_files).encode())
     digest.update(ENTROPY_CODER)
     digest.update(repr(float(latent_scale)).encode())
+    if layout_cell != FIRST_LAYOUT_CELL:
+        digest.update(f"layout cell {layout_cell}".encode())
     with safe_open(str(autoencoder_file), framework="numpy") as weights:
         for key in sorted(weights.keys()):
             if not set(key.split(".")[:2]) & set(DRAWING_PARTS):

@@ -14,7 +14,7 @@ goes on from its weights.
 3. ``lcm``: one latent compression module per rate preset (on a CPU, side by side in processes of their own), loss
    lambda * MSE(latent_tilde, latent) + bpp in latent space (MAGC.md, stage 1), lambda
    steered towards the preset's target bpp. ``layout``: one colour layout codec that every preset shares
-   (codec/layout.py), the same module and loss on the crops' 16-pixel block means, side by side with the LCMs.
+   (codec/layout.py), the same module and loss on the crops' cell means, side by side with the LCMs.
 4. ``denoiser``: the semantic adapter + conditional UNet, MSE of the schedule's prediction
    (v for the compact model) on x_t with
    latent_tilde from the frozen LCMs (a random rate per batch: one denoiser serves all).
@@ -46,7 +46,7 @@ from tqdm import tqdm
 from ..codec.classes import to_one_hot
 from ..codec.layout import layout_of
 from ..codec.lcm import LatentCompressionModule
-from ..codec.model import MAGCModel, compact_config, load_lcm
+from ..codec.model import FIRST_LAYOUT_CELL, MAGCModel, compact_config, load_lcm
 from ..codec.sampler import sample, training_scheduler
 from .. import data
 
@@ -59,8 +59,9 @@ RATES = {
     "high": 0.07,
 }
 # target bpp of the colour layout codec (codec/layout.py) that every preset codes after its LCM: up to about 0.025 bpp
-# on held-out tiles a bit spent on the layout buys more of every measure than one spent on the LCM (MODEL_CARD History).
-LAYOUT_RATE = 0.02
+# on held-out tiles a bit spent on the layout buys more of every measure than one spent on the LCM (MODEL_CARD History);
+# its 8-pixel cells at 0.04 gain less PSNR than SVT-AV1 gains from the same extra bits (0.6.0).
+LAYOUT_RATE = 0.025
 # The share of the layout codec's training crops given an empty map; its crops' side in pixels.
 MAP_DROPOUT, LAYOUT_CROP = 0.25, 128
 LAMBDA_START, LAMBDA_WARMUP, LAMBDA_GAIN = 8.0, 100, 0.02
@@ -106,6 +107,16 @@ def _decoder_loss_terms():
 def _codec_targets():
     """Each stage-1 codec's checkpoint name and target bpp: one LCM per preset, then the shared layout codec."""
     return {f"lcm-{rate}": target for rate, target in RATES.items()} | {"layout": LAYOUT_RATE}
+
+
+def _aimed_at(state, aim):
+    """Whether a codec checkpoint was trained for `aim` (Trainer._aim); layout checkpoints from before 0.6.0 record
+    no cell side: theirs was 16 pixels."""
+    return all(state.get(key, FIRST_LAYOUT_CELL if key == "cell" else None) == value for key, value in aim.items())
+
+
+def _describe(aim):
+    return f"{aim['target']} bpp" + (f" on {aim['cell']}-pixel cells" if "cell" in aim else "")
 
 
 def _stage_of(name):
@@ -249,7 +260,8 @@ class Trainer:
         # folders of 0.4.0 and 0.4.1 hold a layout codec per preset, not the one this recipe trains: theirs are not seeded
         if "lambda" in config.get("layout", {}):
             checkpoints["layout"] = dict(model=load_lcm(model_dir, config, config["default_rate"], "layout").state_dict(),
-                                         target=config["layout"]["target_bpp"], **{"lambda": config["layout"]["lambda"]},
+                                         target=config["layout"]["target_bpp"], cell=config["layout"]["cell"],
+                                         **{"lambda": config["layout"]["lambda"]},
                                          **record("layout", "layout"))
         checkpoints["denoiser"] = dict(ema=model.denoiser.state_dict(), lcm_targets=targets,
                                        **record("denoiser", "denoiser"))
@@ -400,11 +412,15 @@ class Trainer:
         return torch.stack(lat).to(self.device), torch.stack(one_hot).to(self.device)
 
     # -- stage 3: latent compression modules and layout codecs ---------------------------------
+    def _aim(self, name, target):
+        """What the codec `name` is trained for: its target bpp, and the layout codec's cell side. The rate a module
+        codes at and the cells it codes are set by its training: another aim is another module."""
+        return {"target": target} | ({"cell": self.config["layout"]["cell"]} if name == "layout" else {})
+
     def _codec_checkpoint(self, name, target):
-        """The codec's checkpoint, or None when there is none or it was trained for another target bpp."""
+        """The codec's checkpoint, or None when there is none or it was trained for another aim."""
         state = self._load(name)
-        # the rate a module codes at is set by its training: another target is another module
-        return state if state and state.get("target") == target else None
+        return state if state and _aimed_at(state, self._aim(name, target)) else None
 
     def stage_lcm(self, cache, rate):
         return self._fit_codec(f"lcm-{rate}", RATES[rate], self.config["lcm"], self.config["rates"][rate], 1000,
@@ -439,10 +455,11 @@ class Trainer:
         lcm = LatentCompressionModule(**codec_config)
         state = self._load(name)
         total = self.steps[_stage_of(name)]
-        re_aim_from = None
-        if state and state.get("target") != target:
+        re_aim_from, aim = None, self._aim(name, target)
+        if state and not _aimed_at(state, aim):
             re_aim_from = state if state.get("done") else None
-            self.log(f"{name}: its checkpoint was trained for {state.get('target')} bpp, the target is now {target}: "
+            trained = {key: state.get(key, FIRST_LAYOUT_CELL if key == "cell" else None) for key in aim}
+            self.log(f"{name}: its checkpoint was trained for {_describe(trained)}, now for {_describe(aim)}: "
                      + (f"re-aiming it (its last {min(RETARGET_STEPS, total)} steps from those weights)"
                         if re_aim_from else "training it afresh"))
             state = None
@@ -501,7 +518,7 @@ class Trainer:
                          f"lambda {lam:.3f} aux {aux_loss.item():.1f}")
             if step % 250 == 249:
                 self._save(name, model=lcm.state_dict(), opt=opt.state_dict(), aux_opt=aux_opt.state_dict(), step=step + 1,
-                           seconds=time.time() - t0, extended=extended, target=target, **{"lambda": lam, "bpp_avg": bpp_avg})
+                           seconds=time.time() - t0, extended=extended, **aim, **{"lambda": lam, "bpp_avg": bpp_avg})
         lcm.cpu().eval()
         # once, where the module is trained: an export of a module it did not train leaves it as it was
         self.log(f"{name}: entropy bottleneck aux loss after fitting {fit_quantiles(lcm):.2f}")
@@ -510,7 +527,7 @@ class Trainer:
         self.extended[name] = extended
         record["lambda"] = lam
         self._save(name, model=lcm.state_dict(), step=total, done=True, seconds=self.timings[name], extended=extended,
-                   target=target, **{"lambda": lam, "bpp_avg": bpp_avg})
+                   **aim, **{"lambda": lam, "bpp_avg": bpp_avg})
         return lcm
 
     # -- stage 4: denoiser -----------------------------------------------------------------

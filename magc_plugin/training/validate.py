@@ -154,8 +154,8 @@ def model_card(config, results, n, steps, history=""):
           if t.get("extended") else []),
         "- Rate presets (target bpp on 128-pixel training crops -> lambda reached by the steering): "
         + ", ".join(f"{r} {c.get('target_bpp')} -> {c.get('lambda', float('nan')):.2f}" for r, c in config["rates"].items()) + ".",
-        *([f"- Colour layout codec, one for every preset (`codec/layout.py`: the tile's 16-pixel block means, coded after "
-           f"the latent; target bpp on the same crops -> lambda): {config['layout']['target_bpp']} -> "
+        *([f"- Colour layout codec, one for every preset (`codec/layout.py`: the tile's {config['layout']['cell']}-pixel "
+           f"block means, coded after the latent; target bpp on the same crops -> lambda): {config['layout']['target_bpp']} -> "
            f"{config['layout']['lambda']:.2f}; a quarter of its training crops have an empty map."]
           if "lambda" in config.get("layout", {}) else []),
         f"- Wall time per stage (s): {t.get('seconds')}.",
