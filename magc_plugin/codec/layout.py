@@ -6,8 +6,8 @@ channels and the autoencoder itself shifts block colours (its own round trip kee
 29 dB on held-out tiles): decoded roofs came back grey, vegetation moved. The layout codec is the same
 SPADE-conditioned hyperprior module (lcm.py) run on the block means of the pixels (on the latent's 8-pixel grid,
 16-pixel means repeated there, so that its y lies beside the latent's), so the bits it carries are the colours and
-layout that a viewer checks first. The decoder moves the block means of whatever the latent path and diffusion drew onto the layout's,
-the moves blended bilinearly, and keeps the finer detail:
+layout that a viewer checks first. The decoder moves the block means of whatever the latent path and diffusion drew
+onto the layout's, the moves blended bilinearly, and keeps the finer detail:
 
     pixels --cell means--> layout --LCM(map)--> bits --> layout_hat
     decoded = drawn + upsample(cell means of layout_hat - cell means of drawn)

@@ -109,10 +109,10 @@ def _codec_targets():
     return {f"lcm-{rate}": target for rate, target in RATES.items()} | {"layout": LAYOUT_RATE}
 
 
-def _aimed_at(state, aim):
-    """Whether a codec checkpoint was trained for `aim` (Trainer._aim); layout checkpoints from before 0.6.0 record
-    no cell side: theirs was 16 pixels."""
-    return all(state.get(key, FIRST_LAYOUT_CELL if key == "cell" else None) == value for key, value in aim.items())
+def _trained_for(state, aim):
+    """What a codec checkpoint was trained for, in the terms of `aim` (Trainer._aim); layout checkpoints from before
+    0.6.0 record no cell side: theirs was 16 pixels."""
+    return {key: state.get(key, FIRST_LAYOUT_CELL if key == "cell" else None) for key in aim}
 
 
 def _describe(aim):
@@ -420,7 +420,8 @@ class Trainer:
     def _codec_checkpoint(self, name, target):
         """The codec's checkpoint, or None when there is none or it was trained for another aim."""
         state = self._load(name)
-        return state if state and _aimed_at(state, self._aim(name, target)) else None
+        aim = self._aim(name, target)
+        return state if state and _trained_for(state, aim) == aim else None
 
     def stage_lcm(self, cache, rate):
         return self._fit_codec(f"lcm-{rate}", RATES[rate], self.config["lcm"], self.config["rates"][rate], 1000,
@@ -456,10 +457,10 @@ class Trainer:
         state = self._load(name)
         total = self.steps[_stage_of(name)]
         re_aim_from, aim = None, self._aim(name, target)
-        if state and not _aimed_at(state, aim):
+        if state and _trained_for(state, aim) != aim:
             re_aim_from = state if state.get("done") else None
-            trained = {key: state.get(key, FIRST_LAYOUT_CELL if key == "cell" else None) for key in aim}
-            self.log(f"{name}: its checkpoint was trained for {_describe(trained)}, now for {_describe(aim)}: "
+            self.log(f"{name}: its checkpoint was trained for {_describe(_trained_for(state, aim))}, now for "
+                     f"{_describe(aim)}: "
                      + (f"re-aiming it (its last {min(RETARGET_STEPS, total)} steps from those weights)"
                         if re_aim_from else "training it afresh"))
             state = None
