@@ -116,6 +116,7 @@ def _trained_for(state, aim):
 
 
 def _describe(aim):
+    """An aim (Trainer._aim) in words for the log: "0.025 bpp on 8-pixel cells"."""
     return f"{aim['target']} bpp" + (f" on {aim['cell']}-pixel cells" if "cell" in aim else "")
 
 
