@@ -542,3 +542,6 @@ def test_model_card_says_where_the_sampler_and_the_decoder_stage_start_and_what_
     assert f"- Sampling: the sampler starts {start} % down the schedule" in card
     assert "the decoder stage drew its samples starting 35 % down." in card
     assert "- Stage 1 alone (a decode with no diffusion steps) is drawn by a copy of the decoder" in card
+    # the data section follows the split that training and the bench read
+    assert f"NEON airborne plots of sites {' and '.join(data.SPLITS['train']['neon'])}" in card
+    assert f"no training sees: the NEON sites {' and '.join(data.SPLITS['transfer']['neon'])}" in card

@@ -142,7 +142,11 @@ def model_card(config, results, n, steps, history=""):
         "- Training: Dubai aerial land cover (CC0; Humans in the Loop / MBRSC) tiles 1, 2, 3, 4, 6, as 256x256 crops "
         "with their 6-class masks; OpenAerialMap tiles of Zanzibar (CC-BY 4.0) with OSM buildings (ODbL) "
         "rasterized by the plugin's own rasterizer (a partial map: buildings only).",
+        f"- Training also: the NEON airborne plots of sites {' and '.join(data.SPLITS['train']['neon'])} (CC BY 4.0; "
+        "0.1 m; tree-crown boxes as vegetation maps).",
         "- Held out (validation/test): Dubai tiles 7 and 8, and all Catanduanes OAM tiles.",
+        f"- Transfer, which no training sees: the NEON sites {' and '.join(data.SPLITS['transfer']['neon'])} "
+        "(the bench's `--samples transfer`).",
         "- Augmentation: random crops and the 8 flips/rotations.", "",
         "## Training",
         f"- Hardware: {t.get('hardware', '?')} on device `{t.get('device', '?')}`"
