@@ -529,19 +529,27 @@ def test_model_card_keeps_its_history_section():
     assert card_history("# M\n\n## Training\n- steps\n") == ""
 
 
-def test_model_card_says_where_the_sampler_and_the_decoder_stage_start_and_what_draws_stage_1():
+def _card_of(config):
+    """The card that validation writes for `config`, with placeholder figures at one rate."""
     from magc_plugin.training.validate import model_card
-    config = compact_config(rates={"low": {"target_bpp": 0.02, "lambda": 0.2}})
-    config["training"] = {"steps": {"stage1": 300, "decoder": 400}, "decoder_sampling_start": 0.65}
     at_tile_size = {"tile_size": 512, "crops": 8, "bpp": 0.03, "estimate_bpp": 0.03, "real_over_estimate": 0.0}
     figures = dict.fromkeys(("bpp", "estimate_bpp", "real_over_estimate", "magc_psnr", "magc_ms_ssim",
                              "magc_lpips_alex", "magc_dists", "magc_lattice", "stage1_psnr", "stage1_lpips_alex",
                              "encode_s_per_tile", "decode_s_per_tile", "original_lattice"), 0.5)
-    card = model_card(config, {"low": dict(figures, at_tile_size=at_tile_size)}, 4, 20)
+    return model_card(config, {"low": dict(figures, at_tile_size=at_tile_size)}, 4, 20)
+
+
+def test_model_card_says_where_the_sampler_and_the_decoder_stage_start_and_what_draws_stage_1():
+    config = compact_config(rates={"low": {"target_bpp": 0.02, "lambda": 0.2}})
+    config["training"] = {"steps": {"stage1": 300, "decoder": 400}, "decoder_sampling_start": 0.65}
+    card = _card_of(config)
     start = round(100 * (1 - config["sampling"]["start"]))
     assert f"- Sampling: the sampler starts {start} % down the schedule" in card
     assert "the decoder stage drew its samples starting 35 % down." in card
     assert "- Stage 1 alone (a decode with no diffusion steps) is drawn by a copy of the decoder" in card
-    # the data section follows the split that training and the bench read
+
+
+def test_model_card_names_the_sites_of_the_split_that_training_and_the_bench_read():
+    card = _card_of(compact_config(rates={"low": {"target_bpp": 0.02, "lambda": 0.2}}))
     assert f"NEON airborne plots of sites {' and '.join(data.SPLITS['train']['neon'])}" in card
     assert f"no training sees: the NEON sites {' and '.join(data.SPLITS['transfer']['neon'])}" in card
