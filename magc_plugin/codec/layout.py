@@ -5,7 +5,7 @@ The latent codec (lcm.py) spends its bits on the autoencoder's latent, where col
 channels and the autoencoder itself shifts block colours (its own round trip keeps 16-pixel block means to about
 29 dB on held-out tiles): decoded roofs came back grey, vegetation moved. The layout codec is the same
 SPADE-conditioned hyperprior module (lcm.py) run on the block means of the pixels (on the latent's 8-pixel grid,
-16-pixel means repeated there, so that its y lies beside the latent's), so the bits it carries are the colours and
+larger cells' means repeated on it, so that its y lies beside the latent's), so the bits it carries are the colours and
 layout that a viewer checks first. The decoder moves the block means of whatever the latent path and diffusion drew
 onto the layout's, the moves blended bilinearly, and keeps the finer detail:
 
