@@ -5,7 +5,7 @@
     driver (this process)                                  Dask workers, one model each
     +-------------------------------------+  jobs          +------------------------------+
     | read tiles + guidance (the map)     | ------------>  | encode_tile                  |
-    | keep the file order, a few ahead    |                | decode_tile_y                |
+    | keep the file order, a few ahead    |                | decode_tile                  |
     | write .magc / GeoTIFF (same writers)| <------------  | decode_window                |
     +-------------------------------------+  results       +------------------------------+
 

@@ -14,7 +14,7 @@ from magc_plugin.codec.entropy_coding import Encoder
 from magc_plugin.codec.layout import hold_to_layout, layout_of
 from magc_plugin.codec.folders import model_rates
 from magc_plugin.codec.model import MAGCModel, compact_config
-from magc_plugin.codec.tile_colour import mean_colour, recentre
+from magc_plugin.codec.tile_colour import mean_colour, recentre, split_payload
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(latent_channels=4, ae_width=16, N=16, M=16, map_channels=8, num_slices=4, hyper_channels=8, unet_channels=(16, 32),
@@ -262,9 +262,11 @@ def test_the_layout_codec_travels_with_its_folder_and_gives_the_streams_their_me
 
 def test_stage1_alone_is_drawn_by_the_stage1_decoder_which_travels_with_its_folder(tmp_path):
     """Steps 0 (no diffusion) draw stage 1 with the folder's stage-1 decoder and any other step count with the
-    autoencoder's; the file is a drawing weight (weights checksum), not a stream one. A folder from before 0.5.0 (no
-    stage-1 decoder in config.json) draws stage 1 with the autoencoder's decoder."""
+    autoencoder's; in a folder whose layout is not residual (before 0.7.0) the file is a drawing weight (weights
+    checksum), not a stream one. A folder from before 0.5.0 (no stage-1 decoder in config.json) draws stage 1 with the
+    autoencoder's decoder."""
     model = tiny_model()
+    del model.config["layout"]["base"]
     with torch.no_grad():
         for p in model.stage1_decoder.parameters():
             p.mul_(1.5)
@@ -366,17 +368,20 @@ def test_recentre_shifts_by_the_region_and_clips():
 
 def test_tile_with_context_codes_only_its_core(model):
     """The context is seen, not coded: the payload decodes to the core's size, and equals coding the
-    core's part of y computed over the whole image."""
+    core's part of the latent's y computed over the whole image, then the core's residual layout (the core's alone:
+    its base is the core's stage 1)."""
     img, cls = scene(192)
     payload = model.compress_tile(img, cls, core=(64, 64, 64, 128))
     assert model.decode_latent(payload, cls[64:192, 64:128]).shape[-2:] == (16, 8)
     x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    encoder = Encoder()
     with torch.no_grad():
         y = model.lcm.analyse(model.autoencoder.encode(x), model._one_hot(cls, cls.shape))
-        layout_y = model.layout.analyse(layout_of(x, model.config["layout"]["cell"]), model._one_hot(cls, cls.shape))
-    encoder = Encoder()
-    model.lcm.encode_y(encoder, y[..., 2:6, 2:4].contiguous())
-    model.layout.encode_y(encoder, layout_y[..., 2:6, 2:4].contiguous())
+        y_hat = model.lcm.encode_y(encoder, y[..., 2:6, 2:4].contiguous())
+        core_map = model._one_hot(cls[64:192, 64:128], (128, 64))
+        base = model.layout_base(model.lcm.synthesise(y_hat, core_map), img[64:192, 64:128].reshape(-1, 3).mean(0).round())
+        layout_y = model.layout.analyse(layout_of(x[..., 64:192, 64:128], model.config["layout"]["cell"]) - base, core_map)
+    model.layout.encode_y(encoder, layout_y)
     assert payload == mean_colour(img[64:192, 64:128]) + encoder.payload()
     for bad in [(16, 0, 64, 64), (0, 0, 96, 64), (160, 0, 64, 64), (-64, 0, 64, 64)]:
         with pytest.raises(MAGCError, match="must lie inside"):
@@ -454,20 +459,61 @@ def test_the_stream_checksum_covers_the_layout_cell_and_keeps_that_of_older_fold
     assert len({checksum(), checksum(8), checksum(4)}) == 3
 
 
-def test_the_stream_holds_the_layout_after_the_latent(model):
-    """decode_y gives the latent's y_hat, then the layout codec's, from one stream that must end exactly."""
+def test_the_stream_holds_the_layout_over_stage1_after_the_latent(model):
+    """decode_y gives the latent's y_hat, then the layout codec's, from one stream that must end exactly. The layout
+    codes the tile's cell means less its base: stage 1 of the latent's y_hat drawn by the stage-1 decoder, re-centred
+    on the tile's colour. The decoder adds the base back before the hold (a window is handed its tiles' layouts)."""
     img, cls = scene(128, seed=5)
     payload = model.compress_tile(img, cls)
     y_hat = model.decode_y(payload, cls.shape)
-    assert y_hat.shape == (1, model.lcm.config["M"] + model.layout.config["M"], 4, 4)
+    m = model.lcm.config["M"]
+    assert y_hat.shape == (1, m + model.layout.config["M"], 4, 4)
+    colour = split_payload(payload)[0]
     x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    one_hot = model._one_hot(cls, cls.shape)
+    base = model.layout_base(model.lcm.synthesise(y_hat[:, :m], one_hot), colour)
     with torch.no_grad():
-        layout_y = model.layout.analyse(layout_of(x, model.config["layout"]["cell"]), model._one_hot(cls, cls.shape))
-    encoder = Encoder()
-    expected = model.layout.encode_y(encoder, layout_y)
-    assert torch.equal(y_hat[:, model.lcm.config["M"]:], expected)
+        layout_y = model.layout.analyse(layout_of(x, model.config["layout"]["cell"]) - base, one_hot)
+        residual = model.layout.synthesise(y_hat[:, m:], one_hot)
+    assert torch.equal(y_hat[:, m:], model.layout.encode_y(Encoder(), layout_y))
+    layout_hat = model.tile_layout(y_hat, cls, colour)
+    assert np.array_equal(layout_hat, (residual + base)[0].numpy())
+    decoded = model.decompress_tile(payload, cls, steps=0)
+    assert np.array_equal(model.decode_window(y_hat, cls, colour, steps=0, layout_hat=torch.from_numpy(layout_hat)[None]),
+                          decoded)
+    assert not np.array_equal(model.decode_window(y_hat, cls, colour, steps=0, layout_hat=residual), decoded)
     with pytest.raises(MAGCError, match="cut short|damaged"):
         model.decode_y(payload[:-4], cls.shape)
+
+
+def test_each_preset_has_its_residual_layout_codec_and_the_stage1_decoder_gives_the_stream_its_meaning(model, tmp_path):
+    """Folders from 0.7.0 hold a layout codec per preset (its base differs: stage 1 at that rate). The stage-1 decoder
+    draws the base, so it enters the stream checksum with the layout's base: a file is refused by a folder whose
+    stage-1 decoder differs, and by one whose layout is not residual (0.6.x)."""
+    import copy
+    from safetensors.torch import load_file, save_file
+    other = copy.deepcopy(model.layout)
+    with torch.no_grad():
+        other.g_s.out[1].weight.mul_(1.01)
+    model.save_pretrained(tmp_path / "m", lcms={"low": model.lcm, "medium": model.lcm},
+                          layout={"low": other, "medium": model.layout})
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert [config["rates"][r]["layout_file"] for r in ("low", "medium")] == ["layout-low.safetensors",
+                                                                               "layout-medium.safetensors"]
+    low, medium = (MAGCModel.from_pretrained(tmp_path / "m", rate=r, device="cpu") for r in ("low", "medium"))
+    img, cls = scene(128, seed=7)
+    assert medium.compress_tile(img, cls) == model.compress_tile(img, cls)
+    assert torch.equal(low.layout.g_s.out[1].weight, other.g_s.out[1].weight)
+    checksum = medium.stream_sha256
+    config["layout"].pop("base")
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    assert MAGCModel.from_pretrained(tmp_path / "m", device="cpu").stream_sha256 != checksum
+    config["layout"]["base"] = "stage1"
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    state = load_file(str(tmp_path / "m" / "stage1-decoder.safetensors"))
+    save_file({k: v * 1.01 if v.is_floating_point() else v for k, v in state.items()},
+              str(tmp_path / "m" / "stage1-decoder.safetensors"))
+    assert MAGCModel.from_pretrained(tmp_path / "m", device="cpu").stream_sha256 != checksum
 
 
 @pytest.mark.parametrize("cell", [16, 8])

@@ -19,8 +19,8 @@ from test_metrics import needs_weights
 
 def trainer(tmp_path, lcm_steps, denoiser_steps=1, decoder_steps=1, layout_steps=None, stage1_steps=1):
     t = Trainer(tmp_path / "work", tmp_path / "out", torch.device("cpu"),
-                steps={"ae": 1, "lcm": lcm_steps, "layout": layout_steps or lcm_steps, "denoiser": denoiser_steps,
-                       "stage1": stage1_steps, "decoder": decoder_steps}, batch=2)
+                steps={"ae": 1, "lcm": lcm_steps, "layout": layout_steps or lcm_steps, "residual": lcm_steps,
+                       "denoiser": denoiser_steps, "stage1": stage1_steps, "decoder": decoder_steps}, batch=2)
     t.config = compact_config(**TINY, rates={r: {"target_bpp": bpp} for r, bpp in RATES.items()})
     return t
 
@@ -50,12 +50,15 @@ def use_crops(t, crops):
 
 
 def export_all(t, cache):
-    """Every stage the export needs (the layout codec on random crops), then the export; the LCMs."""
+    """Every stage the export needs (the layout codecs on random crops), then the export; the LCMs."""
     if not hasattr(t, "_images"):
         use_crops(t, random_crops())
     lcms = {rate: t.stage_lcm(cache, rate) for rate in RATES}
     ae = MAGCModel.from_config(t.config).autoencoder
-    t.export(ae, lcms, t.stage_layout(), t.stage_denoiser(cache, lcms), t.stage_stage1_decoder(cache, ae, lcms))
+    layout = None if t._residuals_done() else t.stage_layout()
+    stage1_decoder = t.stage_stage1_decoder(cache, ae, lcms)
+    t.export(ae, lcms, t.stage_residuals(ae, lcms, stage1_decoder, layout), t.stage_denoiser(cache, lcms),
+             stage1_decoder)
     return lcms
 
 
@@ -383,7 +386,9 @@ def test_training_goes_on_from_a_model_folder(tmp_path, cache, crops, model_fold
     use_crops(t, crops)
     t.seed_from(model_folder)
     log = (tmp_path / "work" / "train.log").read_text()
-    assert "lcm-low: continuing from" in log and "layout: continuing from" in log and "denoiser: continuing from" in log
+    assert "lcm-low: continuing from" in log and "residual-low: continuing from" in log and \
+        "denoiser: continuing from" in log and "layout: continuing from" not in log
+    assert torch.load(tmp_path / "work" / "residual-low.pt", weights_only=False)["step"] == 2
     assert torch.load(tmp_path / "work" / "lcm-low.pt", weights_only=False)["extended"] == []
     assert t.stage_cache(t.stage_ae())["latent_scale"] == shipped.autoencoder.latent_scale
     assert torch.equal(weights(t.stage_denoiser(cache, {})), weights(shipped.denoiser))  # 1 step: finished, reused
@@ -430,10 +435,11 @@ def test_a_folder_with_a_layout_codec_per_preset_seeds_no_layout(tmp_path, model
     older = tmp_path / "older"
     shutil.copytree(model_folder, older)
     config = json.loads((older / "config.json").read_text())
-    del config["layout"]["lambda"], config["layout"]["target_bpp"]
+    del config["layout"]["lambda"], config["layout"]["target_bpp"], config["layout"]["base"]
     (older / "config.json").write_text(json.dumps(config))
     trainer(tmp_path, 1).seed_from(older)
     assert not (tmp_path / "work" / "layout.pt").exists() and (tmp_path / "work" / "lcm-low.pt").exists()
+    assert not (tmp_path / "work" / "residual-low.pt").exists()
 
 
 def test_going_on_from_the_shipped_model_keeps_its_decoder(tmp_path):
@@ -459,7 +465,7 @@ def test_exporting_a_seeded_model_leaves_its_lcm_files_as_they_were(tmp_path, ca
     t = trainer(tmp_path, 2)
     t.seed_from(model_folder)
     export_all(t, cache)
-    for name in [f"lcm-{rate}.safetensors" for rate in RATES] + ["layout.safetensors"]:
+    for name in [f"{codec}-{rate}.safetensors" for rate in RATES for codec in ("lcm", "layout")]:
         assert (tmp_path / "out" / name).read_bytes() == (model_folder / name).read_bytes()
 
 
@@ -501,8 +507,13 @@ def test_a_layout_codec_on_other_cells_is_re_aimed(tmp_path, model_folder, monke
     """The layout cell is part of what the layout codec is trained for: going on from a folder whose codec coded other
     cells (or from a checkpoint before 0.6.0, which records none: 16 pixels) re-aims it; the same cells reuse it."""
     monkeypatch.setattr(recipe, "RETARGET_STEPS", 1)
+    older = tmp_path / "older"  # a folder of 0.6.x: one layout codec, not residual
+    shutil.copytree(model_folder, older)
+    config = json.loads((older / "config.json").read_text())
+    del config["layout"]["base"]
+    (older / "config.json").write_text(json.dumps(config))
     t = trainer(tmp_path, 2)
-    t.seed_from(model_folder)
+    t.seed_from(older)
     use_crops(t, random_crops())
     seeded = torch.load(tmp_path / "work" / "layout.pt", weights_only=False)
     assert seeded["cell"] == t.config["layout"]["cell"]
@@ -518,6 +529,32 @@ def test_a_layout_codec_on_other_cells_is_re_aimed(tmp_path, model_folder, monke
     log = (tmp_path / "work" / "train.log").read_text()
     assert (f"layout: its checkpoint was trained for {seeded['target']} bpp on 16-pixel cells, now for "
             f"{seeded['target']} bpp on 8-pixel cells: re-aiming it") in log
+
+
+def test_each_preset_s_residual_layout_codec_starts_from_the_shared_one_over_the_bases_its_codec_draws(tmp_path, cache,
+                                                                                                       crops):
+    """The residual stage fine-tunes the shared layout codec per preset on the crops' layouts less their bases; the
+    bases the recipe draws (cached) are those the codec subtracts when it compresses the crop."""
+    t = trainer(tmp_path, 1)
+    use_crops(t, crops)
+    lcms = {rate: t.stage_lcm(cache, rate) for rate in RATES}
+    ae, layout = MAGCModel.from_config(t.config).autoencoder, t.stage_layout()
+    stage1_decoder = t.stage_stage1_decoder(cache, ae, lcms)
+    residuals = t.stage_residuals(ae, lcms, stage1_decoder, layout)
+    bases = torch.load(tmp_path / "work" / "layout-bases.pt", weights_only=False)
+    assert list(bases["low"]["chosen"]) == [0, 1, 2] and bases["low"]["bases"].shape == (3, 3, 32, 32)
+    model = MAGCModel(t.config, ae, lcms["low"], None, "low")
+    model.layout, model.stage1_decoder = residuals["low"], stage1_decoder
+    img, cls = crops[1]
+    payload = model.compress_tile(img, cls)
+    stage_1 = model.synthesise(model.decode_y(payload, cls.shape), cls, layout=False)[0]
+    drawn = model.layout_base(stage_1, img.reshape(-1, 3).mean(0).round())[0].numpy()
+    assert np.allclose(drawn, bases["low"]["bases"][1].numpy(), atol=1e-4)
+    for rate in RATES:
+        state = torch.load(tmp_path / "work" / f"residual-{rate}.pt", weights_only=False)
+        assert state["done"] and state["step"] == 1 and state["cell"] == t.config["layout"]["cell"]
+        assert not torch.equal(weights(residuals[rate]), weights(layout))
+    assert "lambda" in t.config["rates"]["low"]["layout"]
 
 
 def test_model_card_keeps_its_history_section():

@@ -55,10 +55,11 @@ ENTROPY_CODER = b"entropy-coder: constriction ANS, tables from compressai quanti
 FIRST_LAYOUT_CELL = 16
 
 
-def stream_sha256(autoencoder_file, codec_files, latent_scale, layout_cell=FIRST_LAYOUT_CELL):
+def stream_sha256(autoencoder_file, codec_files, latent_scale, layout_cell=FIRST_LAYOUT_CELL, layout_base=None):
     """The checksum of what gives a rate's stream its meaning: the stage-1 codecs' files (the LCM's, then the
-    layout codec's where there is one: entropy models, synthesis) with the layout's cell side, the entropy coder, and
-    the autoencoder's encoding side with its latent scale. Models that differ only in their denoiser or their decoder
+    layout codec's where there is one: entropy models, synthesis; then the stage-1 decoder where the layout is coded
+    over what it draws) with the layout's cell side and base, the entropy coder, and the autoencoder's encoding side
+    with its latent scale. Models that differ only in their denoiser or their decoder
     (a decoder refit, say) read the same streams and draw other images from them."""
     from safetensors import safe_open
     digest = hashlib.sha256(sha256_files(codec_files).encode())
@@ -66,6 +67,8 @@ def stream_sha256(autoencoder_file, codec_files, latent_scale, layout_cell=FIRST
     digest.update(repr(float(latent_scale)).encode())
     if layout_cell != FIRST_LAYOUT_CELL:
         digest.update(f"layout cell {layout_cell}".encode())
+    if layout_base:
+        digest.update(f"layout over {layout_base}".encode())
     with safe_open(str(autoencoder_file), framework="numpy") as weights:
         for key in sorted(weights.keys()):
             if not set(key.split(".")[:2]) & set(DRAWING_PARTS):

@@ -1,12 +1,13 @@
 """MAGCModel: the one entry point of the codec library.
 
 A model folder holds ``config.json`` and safetensors files: the autoencoder, the
-denoiser (UNet + semantic adapter), and one latent compression module per rate
+denoiser (UNet + semantic adapter), and one latent compression module and one colour layout codec per rate
 preset (a shared denoiser serves every rate)::
 
     models/compact/
       config.json  autoencoder.safetensors  denoiser.safetensors  stage1-decoder.safetensors
-      lcm-low.safetensors  lcm-medium.safetensors  lcm-high.safetensors  layout.safetensors  MODEL_CARD.md
+      lcm-low.safetensors  lcm-medium.safetensors  lcm-high.safetensors
+      layout-low.safetensors  layout-medium.safetensors  layout-high.safetensors  MODEL_CARD.md
 
 A loaded model is bound to one rate preset. Tiles are coded one at a time:
 ``compress_tile(image, class_raster) -> bytes`` and
@@ -26,7 +27,7 @@ from .denoiser import ConditionalDenoiser, SemanticAdapter
 from .errors import MAGCError
 from .folders import FIRST_LAYOUT_CELL, SHIPPED_MODELS, read_config, resolve_model_path, sha256_files, stream_sha256  # noqa: F401 (re-exported)
 from .entropy_coding import Decoder, Encoder
-from .layout import hold_to_layout, layout_of
+from .layout import LAYOUT_BASE, hold_to_layout, layout_of
 from .lcm import LatentCompressionModule
 from .sampler import SCHEDULE, sample
 from .tile_colour import MEAN_COLOUR, WHOLE, mean_colour, recentre, split_payload
@@ -83,11 +84,11 @@ def compact_config(name="compact", latent_channels=32, ae_width=64, N=64, M=64, 
         "lcm": dict(latent_channels=latent_channels, N=N, M=M, map_channels=map_channels, num_slices=num_slices,
                     num_res_blocks=num_res_blocks, hyper_channels=hyper_channels),
         # the colour layout (layout.py): its codec (the same module on 3-channel cell means, a quarter of the
-        # channels) and its cell side: 8-pixel means keep 0.7 to 0.9 dB more PSNR than 16-pixel ones for 0.006 bpp
-        # more on held-out tiles (MODEL_CARD History, 0.6.0)
+        # channels), coded over stage 1's cell means (its base), and its cell side: 8-pixel means keep 0.7 to 0.9 dB
+        # more PSNR than 16-pixel ones for 0.006 bpp more on held-out tiles (MODEL_CARD History, 0.6.0)
         "layout": {"codec": dict(latent_channels=3, N=N, M=M // 2, map_channels=map_channels // 2,
                                  num_slices=num_slices // 2, num_res_blocks=num_res_blocks, hyper_channels=hyper_channels),
-                   "cell": 8},
+                   "cell": 8, "base": LAYOUT_BASE},
         "denoiser": {"unet": unet, "adapter": dict(residual_channels=residuals, latent_channels=latent_channels,
                                                    map_channels=adapter_map_channels)},
         # A small denoiser trained briefly predicts velocity: near pure noise that means predicting the
@@ -131,6 +132,12 @@ def sd21_config(sd_folder, name="sd21", N=128, M=64, map_channels=192, num_slice
 def has_layout_codec(config):
     """Whether a model's tiles code a colour layout (layout.py) after the latent: folders from 0.4.0 do."""
     return "codec" in config.get("layout", {})
+
+
+def has_residual_layout(config):
+    """Whether a model's layout stream codes the cell means less those of stage 1 drawn from the latent (layout.py),
+    with a layout codec per preset: folders from 0.7.0 do."""
+    return config.get("layout", {}).get("base") == LAYOUT_BASE
 
 
 def has_stage1_decoder(config):
@@ -221,8 +228,11 @@ class MAGCModel(torch.nn.Module):
         if drawing_files:
             _load_weights(model.stage1_decoder, drawing_files[0])
         model.weights_sha256 = sha256_files(files + drawing_files)
-        model.stream_sha256 = stream_sha256(files[0], files[2:], model.autoencoder.latent_scale,
-                                            config.get("layout", {}).get("cell", FIRST_LAYOUT_CELL))
+        # a residual layout's base is drawn by the stage-1 decoder, which then gives the stream part of its meaning
+        model.stream_sha256 = stream_sha256(files[0], files[2:] + (drawing_files if has_residual_layout(config) else []),
+                                            model.autoencoder.latent_scale,
+                                            config.get("layout", {}).get("cell", FIRST_LAYOUT_CELL),
+                                            config.get("layout", {}).get("base"))
         model.preset_name = config.get("name", path.name)
         return model.to_device(device).eval()
 
@@ -254,11 +264,15 @@ class MAGCModel(torch.nn.Module):
                 raise MAGCError("A stage-1 decoder of its own needs the compact autoencoder: remove \"stage1_decoder\" "
                                 "from config.json.")
             model.stage1_decoder = copy.deepcopy(model.autoencoder.decoder)
+        elif has_residual_layout(config):
+            raise MAGCError("A residual layout is drawn over stage 1 by a stage-1 decoder, which config.json lacks: "
+                            "the folder is inconsistent.")
         return model
 
     def save_pretrained(self, path, lcms=None, card=None, storage_dtype=torch.float32, layout=None):
         """Write the folder; `lcms` maps rate -> LatentCompressionModule (default: this model's one), `layout` is the
-        colour layout codec every rate shares (default: this model's, where it has one).
+        colour layout codec every rate shares (default: this model's, where it has one), or maps rate -> that rate's
+        (residual layouts, has_residual_layout).
         `storage_dtype=torch.float16` halves the files (the loaded model still computes in float32)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -267,9 +281,12 @@ class MAGCModel(torch.nn.Module):
         config = dict(self.config)
         # the autoencoder's scale is set by training (unit-variance latents); the LCM and the denoiser expect it
         config["autoencoder"] = {**config["autoencoder"], "latent_scale": self.autoencoder.latent_scale}
-        # each rate names its layout file, as folders with a layout codec per rate (0.4.0, 0.4.1) do
+        # each rate names its layout file: one that every rate shares, or one per rate (0.4.0, 0.4.1, from 0.7.0)
+        layout_names = {r: f"layout-{r}" for r in layout} if isinstance(layout, dict) else \
+            {r: "layout" for r in lcms} if layout is not None else {}
         config["rates"] = {r: {**self.config.get("rates", {}).get(r, {}), "lcm_file": f"lcm-{r}.safetensors",
-                               **({"layout_file": "layout.safetensors"} if layout is not None else {})} for r in lcms}
+                               **({"layout_file": f"{layout_names[r]}.safetensors"} if r in layout_names else {})}
+                           for r in lcms}
         config["default_rate"] = config.get("default_rate") if config.get("default_rate") in lcms else next(iter(lcms))
         _save(self.autoencoder, path / "autoencoder.safetensors", storage_dtype)
         _save(self.denoiser, path / "denoiser.safetensors", storage_dtype)
@@ -278,7 +295,8 @@ class MAGCModel(torch.nn.Module):
             _save(self.stage1_decoder, path / STAGE1_DECODER_FILE, storage_dtype)
         else:
             config.pop("stage1_decoder", None)
-        codecs = {f"lcm-{r}": lcm for r, lcm in lcms.items()} | ({"layout": layout} if layout is not None else {})
+        codecs = {f"lcm-{r}": lcm for r, lcm in lcms.items()} | \
+            {name: layout[r] if isinstance(layout, dict) else layout for r, name in layout_names.items()}
         for name, codec in codecs.items():
             codec.update(force=True)
             _save(codec, path / f"{name}.safetensors", storage_dtype)
@@ -335,23 +353,39 @@ class MAGCModel(torch.nn.Module):
         arr = self._check_tile(image)
         x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float().div(255).to(self.device)
         one_hot = self._one_hot(class_raster, arr.shape[:2])
-        ys = [module.analyse(inputs, one_hot) for module, inputs in zip(self._codecs, self._codec_inputs(x))]
-        tile = arr
-        if core is not None:
-            cx, cy, cw, ch = core
-            if min(core) < 0 or cx + cw > arr.shape[1] or cy + ch > arr.shape[0] or \
-                    any(v % TILE_MULTIPLE for v in (cw, ch)) or any(v % Y_DOWNSCALE for v in (cx, cy)):
-                raise MAGCError(f"The tile {core} (x, y, width, height) must lie inside the {arr.shape[1]}x"
-                                f"{arr.shape[0]} image, start on a multiple of {Y_DOWNSCALE} pixels and have "
-                                f"sides that are multiples of {TILE_MULTIPLE}.")
-            d = Y_DOWNSCALE
-            ys = [y[..., cy // d:(cy + ch) // d, cx // d:(cx + cw) // d] for y in ys]
-            tile = arr[cy:cy + ch, cx:cx + cw]
+        cx, cy, cw, ch = core if core is not None else (0, 0, arr.shape[1], arr.shape[0])
+        if min(cx, cy, cw, ch) < 0 or cx + cw > arr.shape[1] or cy + ch > arr.shape[0] or \
+                any(v % TILE_MULTIPLE for v in (cw, ch)) or any(v % Y_DOWNSCALE for v in (cx, cy)):
+            raise MAGCError(f"The tile {core} (x, y, width, height) must lie inside the {arr.shape[1]}x"
+                            f"{arr.shape[0]} image, start on a multiple of {Y_DOWNSCALE} pixels and have "
+                            f"sides that are multiples of {TILE_MULTIPLE}.")
+        tile = (..., slice(cy, cy + ch), slice(cx, cx + cw))
+        d = Y_DOWNSCALE
+        tile_y = (..., slice(cy // d, (cy + ch) // d), slice(cx // d, (cx + cw) // d))
+        colour = mean_colour(arr[tile[1:]])
         # one stream: the latent's z and y, then the layout's
         encoder = Encoder()
-        for module, y in zip(self._codecs, ys):
-            module.encode_y(encoder, y.contiguous())
-        return mean_colour(tile) + encoder.payload()
+        y_hat = self.lcm.encode_y(encoder, self.lcm.analyse(self.autoencoder.encode(x), one_hot)[tile_y].contiguous())
+        if self.layout is not None:
+            if has_residual_layout(self.config):
+                layout_y = self.layout.analyse(*self._residual_layout(x[tile], one_hot[tile], y_hat, colour))
+            else:
+                layout_y = self.layout.analyse(layout_of(x, self.config["layout"]["cell"]), one_hot)[tile_y]
+            self.layout.encode_y(encoder, layout_y.contiguous())
+        return colour + encoder.payload()
+
+    def _residual_layout(self, x, one_hot, y_hat, colour):
+        """What a residual layout codes of one tile, (1, 3, H, W) pixels x in [0, 1] with their map and the latent's
+        y_hat: its cell means less stage 1's (layout_base), and the map."""
+        base = self.layout_base(self.lcm.synthesise(y_hat, one_hot), split_payload(colour)[0])
+        return layout_of(x, self.config["layout"]["cell"]) - base.to(x.device), one_hot
+
+    def layout_base(self, stage_1, colour):
+        """What a residual layout is coded over: the cell means (layout units, (1, 3, H/8, W/8) on the CPU) of stage
+        1's latent drawn alone by the stage-1 decoder and re-centred on the tile's mean `colour` (3 levels). A tile's
+        base is a function of its own stream (its y_hat, map and colour), so encoder and decoder agree on it."""
+        image = recentre(self.latent_to_image(stage_1, stage1=True), colour)
+        return layout_of(torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255), self.config["layout"]["cell"])
 
     def update_tables(self):
         """Build the stage-1 codecs' entropy coding tables from their current weights (after training or init)."""
@@ -362,13 +396,6 @@ class MAGCModel(torch.nn.Module):
     def _codecs(self):
         """The stage-1 codecs whose symbols a tile's stream holds, in stream order."""
         return [self.lcm] + ([self.layout] if self.layout is not None else [])
-
-    def _codec_inputs(self, x):
-        """What each of `_codecs` codes from the (1, 3, H, W) pixels x in [0, 1]: the latent, then the layout."""
-        inputs = [self.autoencoder.encode(x)]
-        if self.layout is not None:
-            inputs.append(layout_of(x, self.config["layout"]["cell"]))
-        return inputs
 
     @torch.no_grad()
     def decode_y(self, payload, tile_shape):
@@ -384,14 +411,15 @@ class MAGCModel(torch.nn.Module):
         return y_hat
 
     @torch.no_grad()
-    def synthesise(self, y_hat, class_raster):
+    def synthesise(self, y_hat, class_raster, layout=True):
         """Stage 1 from y_hat (one tile's, or several tiles' side by side, as decode_y gives it) and the map under
-        it: (latent_tilde, layout_hat or None)."""
+        it: (latent_tilde, the layout codec's output or None: none asked for, or no layout codec). A residual
+        layout's output is the residual (tile_layout adds its base)."""
         raster = check_class_raster(class_raster)
         one_hot = self._one_hot(raster, (y_hat.shape[-2] * Y_DOWNSCALE, y_hat.shape[-1] * Y_DOWNSCALE))
         m = self.lcm.config["M"]
         latent = self.lcm.synthesise(y_hat[:, :m], one_hot)
-        return latent, (self.layout.synthesise(y_hat[:, m:], one_hot) if self.layout is not None else None)
+        return latent, (self.layout.synthesise(y_hat[:, m:], one_hot) if self.layout is not None and layout else None)
 
     def decode_latent(self, payload, class_raster):
         """Stage 1's latent of one tile: latent_tilde (1, C, h/8, w/8)."""
@@ -411,16 +439,20 @@ class MAGCModel(torch.nn.Module):
         x = self.autoencoder.decode(latent.to(self.device), decoder)
         return (x[0].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
 
-    def decode_window(self, y_hat, class_raster, colour, steps=20, noise=0, core=WHOLE, callback=None):
+    def decode_window(self, y_hat, class_raster, colour, steps=20, noise=0, core=WHOLE, callback=None, layout_hat=None):
         """The decoder: 8-bit pixels (H, W, 3) from y_hat (one tile's, or several tiles' side by side) and the
         map under it, re-centred so that `core` (row and column slices: the tile) has the tile's mean `colour`.
 
             y_hat --g_s(map)--> latent_tilde --diffusion(map, noise), `steps`--> latent --decoder--> pixels
-                  --layout g_s(map)--> layout_hat ------------------------------------------> held to it (layout.py)
+                  --layout g_s(map)--> (+ base: tile_layout) layout_hat ------------------------> held to it (layout.py)
 
-        noise: a seed or a callable(k, shape), as for sample(); callback(step, total) after each step."""
+        noise: a seed or a callable(k, shape), as for sample(); callback(step, total) after each step.
+        layout_hat: the layout under the whole of y_hat ((1, 3, H/8, W/8): a raster's windows lay their tiles' own
+        side by side, tile_layout); None synthesises it from y_hat, which for a residual layout must be one tile's."""
         raster = check_class_raster(class_raster)
-        stage_1, layout_hat = self.synthesise(y_hat, raster)
+        stage_1, synthesised = self.synthesise(y_hat, raster, layout=layout_hat is None)
+        if layout_hat is None:
+            layout_hat = self._tile_layout(stage_1, synthesised, colour)
         # steps 0: stage 1 alone, the codecs' reconstruction without diffusion
         if steps > 0:
             image = self.latent_to_image(self.sample(stage_1, raster, steps, noise, callback))
@@ -429,6 +461,23 @@ class MAGCModel(torch.nn.Module):
         if layout_hat is not None:
             image = hold_to_layout(image, layout_hat, self.config["layout"]["cell"])
         return recentre(image, colour, core)
+
+    def _tile_layout(self, stage_1, synthesised, colour):
+        """One tile's layout_hat from its stage 1 and the layout codec's output: that output, plus the tile's base
+        where the layout is residual."""
+        if synthesised is None or not has_residual_layout(self.config):
+            return synthesised
+        return synthesised.cpu() + self.layout_base(stage_1, colour)
+
+    def tile_layout(self, y_hat, class_raster, colour):
+        """One tile's residual layout with its base added (layout units, a (3, H/8, W/8) float32 array) from its
+        y_hat, map and mean colour; None where the model's layout is not residual (its windows then synthesise the
+        layout across their tiles, as stage 1). A raster's windows lay their tiles' side by side (tiling/windows.py),
+        each as the encoder coded it: over its own base, blind to its neighbours."""
+        if self.layout is None or not has_residual_layout(self.config):
+            return None
+        stage_1, synthesised = self.synthesise(y_hat, class_raster)
+        return self._tile_layout(stage_1, synthesised, colour)[0].numpy()
 
     def decompress_tile(self, payload, class_raster, steps=20, seed=0, callback=None):
         raster = check_class_raster(class_raster)
@@ -441,7 +490,14 @@ class MAGCModel(torch.nn.Module):
         arr = self._check_tile(image)
         x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float().div(255).to(self.device)
         one_hot = self._one_hot(class_raster, arr.shape[:2])
-        outs = [module(inputs, one_hot) for module, inputs in zip(self._codecs, self._codec_inputs(x))]
+        latent = self.autoencoder.encode(x)
+        outs = [self.lcm(latent, one_hot)]
+        if self.layout is not None:
+            if has_residual_layout(self.config):
+                y_hat = self.lcm.encode_y(Encoder(), self.lcm.analyse(latent, one_hot))
+                outs.append(self.layout(*self._residual_layout(x, one_hot, y_hat, mean_colour(arr))))
+            else:
+                outs.append(self.layout(layout_of(x, self.config["layout"]["cell"]), one_hot))
         coded = sum(-torch.log2(l).sum() for out in outs for l in out["likelihoods"].values())
         return float(coded) + 8 * MEAN_COLOUR.size
 

@@ -12,7 +12,7 @@ from ..codec.tile_colour import split_payload
 from ..container import MASK_ALL_NODATA, TileRecord, fingerprint
 from .grid import guidance_for, pad_reflect
 from .runners import check_cancel, in_order
-from .windows import DamagedTile, checked_y
+from .windows import DamagedTile, checked_tile
 
 
 class GuidanceMismatchWarning(UserWarning):
@@ -25,11 +25,15 @@ class Tile:
     record: TileRecord
     classes: bytes           # zlib of its guidance class raster, reflect-padded to the tile as coded
     colour: np.ndarray       # the mean colour at the head of its payload; None for a tile without pixels
-    y: np.ndarray = None     # its entropy-decoded y_hat, where skip_damaged's check decoded it
+    decoded: tuple = None    # decode_tile's result, where skip_damaged's check decoded it
 
     @property
     def has_data(self):
         return self.record.mask_kind != MASK_ALL_NODATA
+
+    def class_raster(self, padded):
+        """Its guidance class raster, (height, width) uint8, from its padded size (width, height) (Grid.padded)."""
+        return np.frombuffer(zlib.decompress(self.classes), np.uint8).reshape(padded[1], padded[0])
 
 
 def read_record(reader, number, shape, embedded, where):
@@ -120,12 +124,13 @@ class TileRows:
             self._skip_undecodable([(c, r) for c in cols if self.tiles[(c, r)].has_data])
 
     def _skip_undecodable(self, keys):
-        tasks = ((self.tiles[t].record.payload, self.grid.padded(*t)[::-1], f"({t[0]},{t[1]})") for t in keys)
-        with closing(in_order(self.runner, checked_y, tasks, self.cancel)) as results:
-            for (c, r), (y, reason) in zip(keys, results):
+        tasks = ((self.tiles[t].record.payload, self.tiles[t].class_raster(self.grid.padded(*t)), f"({t[0]},{t[1]})")
+                 for t in keys)
+        with closing(in_order(self.runner, checked_tile, tasks, self.cancel)) as results:
+            for (c, r), (decoded, reason) in zip(keys, results):
                 tile = self.tiles[(c, r)]
                 if reason is None:
-                    tile.y = y
+                    tile.decoded = decoded
                 else:
                     _, _, w, h = self.grid.window(c, r)
                     self.damaged[(c, r)] = reason

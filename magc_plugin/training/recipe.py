@@ -13,13 +13,14 @@ goes on from its weights.
 2. ``cache``: encode every training crop once; set the latent scale to 1/std.
 3. ``lcm``: one latent compression module per rate preset (on a CPU, side by side in processes of their own), loss
    lambda * MSE(latent_tilde, latent) + bpp in latent space (MAGC.md, stage 1), lambda
-   steered towards the preset's target bpp. ``layout``: one colour layout codec that every preset shares
-   (codec/layout.py), the same module and loss on the crops' cell means, side by side with the LCMs.
+   steered towards the preset's target bpp. ``layout``: one colour layout codec (codec/layout.py), the same module
+   and loss on the crops' cell means, side by side with the LCMs.
 4. ``denoiser``: the semantic adapter + conditional UNet, MSE of the schedule's prediction
    (v for the compact model) on x_t with
    latent_tilde from the frozen LCMs (a random rate per batch: one denoiser serves all).
 5. ``stage1``: a copy of the autoencoder's decoder fitted for pixel MSE on the LCMs' latents (every rate): it draws
-   stage 1 alone (a decode with no diffusion steps).
+   stage 1 alone (a decode with no diffusion steps). ``residual``: each preset's layout codec, the ``layout`` one
+   fine-tuned on the crops' cell means less those of its stage 1 (the layout's base, codec/layout.py).
 6. ``decoder``: fine-tune the autoencoder's decoder on latents the sampler draws (every rate, started at
    DECODER_BANK_START), with
    L1 + local contrast + grid profile + LPIPS-VGG + DISTS against the crops they came from. The encoder is untouched, so bitstreams do not change.
@@ -44,9 +45,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..codec.classes import to_one_hot
+from ..codec.entropy_coding import Encoder
 from ..codec.layout import layout_of
 from ..codec.lcm import LatentCompressionModule
-from ..codec.model import FIRST_LAYOUT_CELL, MAGCModel, compact_config, load_lcm
+from ..codec.model import FIRST_LAYOUT_CELL, MAGCModel, compact_config, has_residual_layout, load_lcm
+from ..codec.tile_colour import mean_colour, split_payload
 from ..codec.sampler import sample, training_scheduler
 from .. import data
 
@@ -64,15 +67,19 @@ RATES = {
 LAYOUT_RATE = 0.025
 # The share of the layout codec's training crops given an empty map; its crops' side in pixels.
 MAP_DROPOUT, LAYOUT_CROP = 0.25, 128
+# Each preset's residual layout codec (codec/layout.py) is the shared one fine-tuned on the crops' cell means less
+# stage 1's, drawn once for this many crops (0.8 s a crop on one CPU thread), the same crops at every preset.
+RESIDUAL_CROPS = 640
 LAMBDA_START, LAMBDA_WARMUP, LAMBDA_GAIN = 8.0, 100, 0.02
 LCM_LR = 5e-4
 # Re-aiming a trained codec at a new target: fewer bits and more PSNR than a module trained afresh for the stage's
 # steps (low LCM at 0.02 bpp on held-out tiles: MODEL_CARD History).
 RETARGET_STEPS = 1500
-CPU_STEPS = {"ae": 100, "lcm": 8000, "layout": 25000, "denoiser": 14000, "stage1": 300, "decoder": 400}
+CPU_STEPS = {"ae": 100, "lcm": 8000, "layout": 25000, "residual": 3500, "denoiser": 14000, "stage1": 300, "decoder": 400}
 # On a CPU the denoiser gets more, smaller updates in the same time.
 CPU_DENOISER_BATCH = 8
-GPU_STEPS = {"ae": 4000, "lcm": 20000, "layout": 20000, "denoiser": 60000, "stage1": 6000, "decoder": 6000}
+GPU_STEPS = {"ae": 4000, "lcm": 20000, "layout": 20000, "residual": 10000, "denoiser": 60000, "stage1": 6000,
+             "decoder": 6000}
 # The autoencoder works at full resolution: a short fine-tune on small crops (it starts
 # from a pretrained initialisation, so it needs adapting, not learning).
 AE_CROP, AE_BATCH = 64, 4
@@ -118,6 +125,9 @@ def _trained_for(state, aim):
 def _describe(aim):
     """An aim (Trainer._aim) in words for the log: "0.025 bpp on 8-pixel cells"."""
     return f"{aim['target']} bpp" + (f" on {aim['cell']}-pixel cells" if "cell" in aim else "")
+
+
+LAYOUT_STAGES = ("layout", "residual")
 
 
 def _stage_of(name):
@@ -258,8 +268,15 @@ class Trainer:
         for rate in RATES:
             checkpoints[f"lcm-{rate}"] = dict(model=load_lcm(model_dir, config, rate).state_dict(), target=targets[rate],
                                               **{"lambda": config["rates"][rate]["lambda"]}, **record(f"lcm-{rate}", "lcm"))
+        if has_residual_layout(config):
+            # their shared layout codec is not in the folder: a residual stage trained again starts from a new one
+            for rate in RATES:
+                checkpoints[f"residual-{rate}"] = dict(model=load_lcm(model_dir, config, rate, "layout").state_dict(),
+                                                       target=config["layout"]["target_bpp"], cell=config["layout"]["cell"],
+                                                       **{"lambda": config["rates"][rate]["layout"]["lambda"]},
+                                                       **record(f"residual-{rate}", "residual"))
         # folders of 0.4.0 and 0.4.1 hold a layout codec per preset, not the one this recipe trains: theirs are not seeded
-        if "lambda" in config.get("layout", {}):
+        elif "lambda" in config.get("layout", {}):
             checkpoints["layout"] = dict(model=load_lcm(model_dir, config, config["default_rate"], "layout").state_dict(),
                                          target=config["layout"]["target_bpp"], cell=config["layout"]["cell"],
                                          **{"lambda": config["layout"]["lambda"]},
@@ -416,7 +433,7 @@ class Trainer:
     def _aim(self, name, target):
         """What the codec `name` is trained for: its target bpp, and the layout codec's cell side. The rate a module
         codes at and the cells it codes are set by its training: another aim is another module."""
-        return {"target": target} | ({"cell": self.config["layout"]["cell"]} if name == "layout" else {})
+        return {"target": target} | ({"cell": self.config["layout"]["cell"]} if _stage_of(name) in LAYOUT_STAGES else {})
 
     def _codec_checkpoint(self, name, target):
         """The codec's checkpoint, or None when there is none or it was trained for another aim."""
@@ -434,26 +451,85 @@ class Trainer:
         return self._fit_codec("layout", LAYOUT_RATE, self.config["layout"]["codec"], self.config["layout"], 5000,
                                self._layout_batch)
 
-    def _layout_batch(self, rng):
+    def _residuals_done(self):
+        """Whether every preset's residual layout codec is trained (the shared one is then not needed)."""
+        return all(self._finished(f"residual-{rate}", self._codec_checkpoint(f"residual-{rate}", LAYOUT_RATE),
+                                  self.steps["residual"]) for rate in RATES)
+
+    def _bases_basis(self, lcms):
+        """What the layout bases of the training crops are drawn from: a cache made from others is drawn again."""
+        return {"images": self.image_names(), "lcm_targets": _lcm_targets(lcms), "lcm_steps": self.steps["lcm"],
+                "stage1_steps": self.steps["stage1"], "crops": RESIDUAL_CROPS, "seed": self.seed}
+
+    @torch.no_grad()
+    def stage_layout_bases(self, ae, lcms, stage1_decoder):
+        """{rate: {"chosen": crop numbers, "bases": (n, 3, 32, 32) layout bases}}: each preset's stage 1 of RESIDUAL_CROPS
+        training crops as its model draws it for a tile (MAGCModel.layout_base), cached in the work folder."""
+        path = self.work / "layout-bases.pt"
+        basis = self._bases_basis(lcms)
+        cache = torch.load(path, weights_only=False) if path.exists() else {}
+        if cache.get("basis") != basis:
+            cache = {"basis": basis}
+        images = self.train_images()
+        chosen = np.sort(np.random.default_rng(self.seed).choice(len(images), min(RESIDUAL_CROPS, len(images)),
+                                                                 replace=False))
+        for rate, lcm in lcms.items():
+            if rate in cache:
+                continue
+            model = MAGCModel(self.config, ae.cpu().eval(), lcm.cpu().eval(), None, rate)
+            model.stage1_decoder = stage1_decoder.cpu().eval()
+            t0, bases = time.time(), []
+            for i in tqdm(chosen, desc=f"layout bases {rate}", mininterval=10):
+                img, classes = images[i]
+                x = torch.from_numpy(img).permute(2, 0, 1)[None].float().div(255)
+                one_hot = to_one_hot(classes)
+                y_hat = lcm.encode_y(Encoder(), lcm.analyse(ae.encode(x), one_hot))
+                bases.append(model.layout_base(lcm.synthesise(y_hat, one_hot), split_payload(mean_colour(img))[0])[0])
+            cache[rate] = {"chosen": chosen, "bases": torch.stack(bases)}
+            self.timings[f"bases-{rate}"] = time.time() - t0
+            torch.save(cache, path)
+            self.log(f"layout bases of {len(chosen)} crops drawn at {rate} in {time.time() - t0:.0f} s")
+        return {rate: cache[rate] for rate in lcms}
+
+    def stage_residuals(self, ae, lcms, stage1_decoder, layout):
+        """Each preset's residual layout codec, `layout` (the shared codec; None when every preset's is trained)
+        fine-tuned on the crops' layouts less their bases (stage_layout_bases)."""
+        bases = None if layout is None else self.stage_layout_bases(ae, lcms, stage1_decoder)
+        init = None if layout is None else {"model": layout.state_dict(), "lambda": self.config["layout"]["lambda"]}
+        codecs = {}
+        for rate in RATES:
+            record = self.config["rates"][rate].setdefault("layout", {})
+            codecs[rate] = self._fit_codec(f"residual-{rate}", LAYOUT_RATE, self.config["layout"]["codec"], record, 5000,
+                                           lambda rng, r=rate: self._layout_batch(rng, bases[r]), init)
+        return codecs
+
+    def _layout_batch(self, rng, bases=None):
         """Random LAYOUT_CROP-pixel crops as layouts, dihedral-augmented, a MAP_DROPOUT share of them with an
-        empty map: the layout must stand without the map."""
+        empty map: the layout must stand without the map. bases: {"chosen": crop numbers, "bases": their layout bases}
+        (stage_layout_bases): the layouts of those crops less their bases."""
         images, cell = self.train_images(), self.config["layout"]["cell"]
+        chosen = range(len(images)) if bases is None else bases["chosen"]
         lay, one_hot = [], []
-        for i in rng.integers(0, len(images), self.batch):
+        for n in rng.integers(0, len(chosen), self.batch):
+            i = chosen[n]
             k = int(rng.integers(8))
             y, x = (int(v) * cell for v in rng.integers(0, (256 - LAYOUT_CROP) // cell + 1, 2))
             img, classes = (a[y:y + LAYOUT_CROP, x:x + LAYOUT_CROP] for a in images[i])
             if rng.random() < MAP_DROPOUT:
                 classes = np.zeros_like(classes)
             pixels = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255
-            lay.append(dihedral(layout_of(pixels[None], cell)[0], k))
+            layout = layout_of(pixels[None], cell)[0]
+            if bases is not None:
+                layout = layout - bases["bases"][n][:, y // 8:(y + LAYOUT_CROP) // 8, x // 8:(x + LAYOUT_CROP) // 8]
+            lay.append(dihedral(layout, k))
             one_hot.append(dihedral(to_one_hot(classes)[0], k))
         return torch.stack(lay).to(self.device), torch.stack(one_hot).to(self.device)
 
-    def _fit_codec(self, name, target, codec_config, record, seed_offset, batch_of):
+    def _fit_codec(self, name, target, codec_config, record, seed_offset, batch_of, init=None):
         """Train one SPADE hyperprior codec (LatentCompressionModule(**codec_config)) for the steps of its stage (the
         checkpoint `name` up to its "-") on batches `batch_of(rng)` -> (input, one-hot map), loss lambda * MSE + bpp,
-        lambda steered to `target` bpp (and recorded as record["lambda"], `record` a part of the config)."""
+        lambda steered to `target` bpp (and recorded as record["lambda"], `record` a part of the config). init:
+        {"model": weights, "lambda": lambda} that training starts from, with a fresh optimiser (else: afresh)."""
         lcm = LatentCompressionModule(**codec_config)
         state = self._load(name)
         total = self.steps[_stage_of(name)]
@@ -484,6 +560,9 @@ class Trainer:
         if re_aim_from:
             lcm.load_state_dict(re_aim_from["model"])
             start, lam = max(0, total - RETARGET_STEPS), re_aim_from["lambda"]
+        elif init and not state:
+            lcm.load_state_dict(init["model"])
+            lam = init["lambda"]
         if state:
             lcm.load_state_dict(state["model"], strict=False)
             start, lam, bpp_avg = state["step"], state["lambda"], state.get("bpp_avg", target)
@@ -751,7 +830,7 @@ class Trainer:
         return ae.cpu().eval()
 
     # -- stage 7: export ----------------------------------------------------------------------
-    def export(self, ae, lcms, layout, den, stage1_decoder):
+    def export(self, ae, lcms, layouts, den, stage1_decoder):
         lcms = {rate: lcm.cpu() for rate, lcm in lcms.items()}
         model = MAGCModel(self.config, ae.cpu(), lcms["medium"], den.cpu(), "medium")
         model.stage1_decoder = stage1_decoder.cpu()
@@ -764,9 +843,10 @@ class Trainer:
             "extended": {k: v for k, v in self.extended.items() if v},
             "decoder_sampling_start": DECODER_BANK_START,
             "decoder_maps": data.MAPS_VERSION,
+            "residual_crops": RESIDUAL_CROPS,
         }
         # float16 storage halves the shipped files; inference still runs in float32
-        model.save_pretrained(self.out, lcms=lcms, layout=layout, storage_dtype=torch.float16)
+        model.save_pretrained(self.out, lcms=lcms, layout=layouts, storage_dtype=torch.float16)
         self.log(f"model written to {self.out}")
 
     def _codecs_in_parallel(self):
@@ -774,7 +854,8 @@ class Trainer:
         Their small ops use threads poorly (2 threads: 0.83 s a step, 1 thread: 0.95 s): on 2 cores, three one-thread
         processes side by side made 1.4 s a step each, 1.8x the steps per second of training them in turn."""
         todo = [name for name, target in _codec_targets().items()
-                if not self._finished(name, self._codec_checkpoint(name, target), self.steps[_stage_of(name)])]
+                if not self._finished(name, self._codec_checkpoint(name, target), self.steps[_stage_of(name)])
+                and (name != "layout" or not self._residuals_done())]
         # the longest stage first: started last, when a process frees, it would end long after the others
         todo.sort(key=lambda name: -self.steps[_stage_of(name)])
         budget = torch.get_num_threads()
@@ -808,11 +889,12 @@ class Trainer:
         if self.device.type == "cpu":
             self._codecs_in_parallel()
         lcms = {rate: self.stage_lcm(cache, rate) for rate in RATES}
-        layout = self.stage_layout()
+        layout = None if self._residuals_done() else self.stage_layout()
         den = self.stage_denoiser(cache, lcms)
         stage1_decoder = self.stage_stage1_decoder(cache, ae, lcms)  # before the decoder stage refits ae.decoder
+        layouts = self.stage_residuals(ae, lcms, stage1_decoder, layout)
         ae = self.stage_decoder(cache, ae, lcms, den)
-        self.export(ae, lcms, layout, den, stage1_decoder)
+        self.export(ae, lcms, layouts, den, stage1_decoder)
         timings_path = self.work / "timings.json"
         timings_path.write_text(json.dumps(self.timings, indent=2))
 

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..codec.classes import colourize
-from ..codec.model import MAGCModel, sampling_start
+from ..codec.model import MAGCModel, has_residual_layout, sampling_start
 from .. import data
 
 METRICS = ("psnr", "ms_ssim", "lpips_alex", "dists")
@@ -161,7 +161,16 @@ def model_card(config, results, n, steps, history=""):
         *([f"- Colour layout codec, one for every preset (`codec/layout.py`: the tile's {config['layout']['cell']}-pixel "
            f"block means, coded after the latent; target bpp on the same crops -> lambda): {config['layout']['target_bpp']} -> "
            f"{config['layout']['lambda']:.2f}; a quarter of its training crops have an empty map."]
-          if "lambda" in config.get("layout", {}) else []),
+          if "lambda" in config.get("layout", {}) and not has_residual_layout(config) else []),
+        *([f"- Colour layout codecs, one per preset (`codec/layout.py`): each codes the tile's {config['layout']['cell']}"
+           f"-pixel block means less those of stage 1 at its preset (drawn from the latent alone, re-centred on the "
+           f"tile's colour), after the latent. Each is the shared layout codec (target {config['layout']['target_bpp']} "
+           f"bpp on the same crops -> lambda {config['layout'].get('lambda', float('nan')):.2f}) fine-tuned "
+           f"{t.get('steps', {}).get('residual')} steps on {t.get('residual_crops')} of the crops, stage 1 drawn once for them, "
+           "at the same target -> lambda "
+           + ", ".join(f"{r} {c['layout']['lambda']:.2f}" for r, c in config["rates"].items() if "layout" in c)
+           + "; a quarter of their training crops have an empty map."]
+          if has_residual_layout(config) else []),
         f"- Wall time per stage (s): {t.get('seconds')}.",
         "- Stage 1 loss: lambda * MSE(latent) + bpp (the layout codec: lambda * MSE(block means) + bpp); stage 2: MSE of the "
         f"{config['schedule']['prediction_type']} prediction, EMA weights, latent_tilde from the frozen "
