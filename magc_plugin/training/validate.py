@@ -170,7 +170,7 @@ def model_card(config, results, n, steps, history=""):
            "at the same target -> lambda "
            + ", ".join(f"{r} {c['layout']['lambda']:.2f}" for r, c in config["rates"].items() if "layout" in c)
            + "; a quarter of their training crops have an empty map."]
-          if has_residual_layout(config) else []),
+          if has_residual_layout(config) and "target_bpp" in config["layout"] else []),
         f"- Wall time per stage (s): {t.get('seconds')}.",
         "- Stage 1 loss: lambda * MSE(latent) + bpp (the layout codec: lambda * MSE(block means) + bpp); stage 2: MSE of the "
         f"{config['schedule']['prediction_type']} prediction, EMA weights, latent_tilde from the frozen "
