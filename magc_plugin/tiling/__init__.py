@@ -33,7 +33,7 @@ of blended pixels and three rows of tiles. A region decode samples the windows t
 the region, so it gives the same pixels as a full decode.
 
 The unit of work is a pure function of plain data: ``encode_tile`` (tile in, record out),
-``decode_tile`` (record in, y_hat and layout base out) and ``decode_window`` (those of a window's tiles in,
+``decode_tile`` (record in, y_hat and layout out) and ``decode_window`` (those of a window's tiles in,
 pixels out). The drivers read, order and write; a *runner* calls the functions:
 :class:`LocalRunner` here, when asked (the default), or ``magc_plugin.distributed``'s Dask
 runner on a cluster, many at a time. Both give the same .magc bytes, and the same pixels up

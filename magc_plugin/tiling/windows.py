@@ -73,8 +73,8 @@ def decode_window(model, job, tiles, callback=None):
     """Decode one window from its pieces' tiles, as decode_tile gives them: (8-bit image, blend weights, x0, y0).
 
     The pieces' y_hat are laid side by side and decoded together, so stage 1 sees across tile edges as the encoder
-    did; their residual layouts, each coded blind to its neighbours, are laid side by side as decoded. callback(step, total) is called after each diffusion step
-    and may raise to cancel.
+    did; their residual layouts, each coded blind to its neighbours, are laid side by side as decoded.
+    callback(step, total) is called after each diffusion step and may raise to cancel.
     """
     import torch
     height, width = job.y1 - job.y0, job.x1 - job.x0

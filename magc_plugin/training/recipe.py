@@ -46,7 +46,7 @@ from tqdm import tqdm
 
 from ..codec.classes import to_one_hot
 from ..codec.entropy_coding import Encoder
-from ..codec.layout import layout_of
+from ..codec.layout import GRID, layout_of
 from ..codec.lcm import LatentCompressionModule
 from ..codec.model import FIRST_LAYOUT_CELL, MAGCModel, compact_config, has_residual_layout, load_lcm
 from ..codec.tile_colour import mean_colour, split_payload
@@ -520,7 +520,7 @@ class Trainer:
             pixels = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255
             layout = layout_of(pixels[None], cell)[0]
             if bases is not None:
-                layout = layout - bases["bases"][n][:, y // 8:(y + LAYOUT_CROP) // 8, x // 8:(x + LAYOUT_CROP) // 8]
+                layout = layout - bases["bases"][n][:, y // GRID:(y + LAYOUT_CROP) // GRID, x // GRID:(x + LAYOUT_CROP) // GRID]
             lay.append(dihedral(layout, k))
             one_hot.append(dihedral(to_one_hot(classes)[0], k))
         return torch.stack(lay).to(self.device), torch.stack(one_hot).to(self.device)
