@@ -380,12 +380,18 @@ class MAGCModel(torch.nn.Module):
         base = self.layout_base(self.lcm.synthesise(y_hat, one_hot), split_payload(colour)[0])
         return layout_of(x, self.config["layout"]["cell"]) - base.to(x.device), one_hot
 
-    def layout_base(self, stage_1, colour):
+    def layout_base(self, stage_1, colour, drawn=None):
         """What a residual layout is coded over: the cell means (layout units, (1, 3, H/8, W/8) on the CPU) of stage
         1's latent drawn alone by the stage-1 decoder and re-centred on the tile's mean `colour` (3 levels). A tile's
-        base is a function of its own stream (its y_hat, map and colour), so encoder and decoder agree on it."""
-        image = recentre(self.latent_to_image(stage_1, stage1=True), colour)
+        base is a function of its own stream (its y_hat, map and colour), so encoder and decoder agree on it.
+        drawn: those pixels where the caller has drawn them already (a decode with no diffusion steps)."""
+        image = recentre(self.latent_to_image(stage_1, stage1=True) if drawn is None else drawn, colour)
         return layout_of(torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255), self.config["layout"]["cell"])
+
+    @torch.no_grad()
+    def coded_y_hat(self, latent, one_hot):
+        """The LCM's y_hat of one tile's (scaled) latent as the decoder will see it, the stream itself not kept."""
+        return self.lcm.encode_y(Encoder(), self.lcm.analyse(latent, one_hot))
 
     def update_tables(self):
         """Build the stage-1 codecs' entropy coding tables from their current weights (after training or init)."""
@@ -451,23 +457,21 @@ class MAGCModel(torch.nn.Module):
         side by side, tile_layout); None synthesises it from y_hat, which for a residual layout must be one tile's."""
         raster = check_class_raster(class_raster)
         stage_1, synthesised = self.synthesise(y_hat, raster, layout=layout_hat is None)
+        # steps 0: stage 1 alone, the codecs' reconstruction without diffusion (drawn once, also for the layout base)
+        stage1_image = self.latent_to_image(stage_1, stage1=True) if steps <= 0 else None
         if layout_hat is None:
-            layout_hat = self._tile_layout(stage_1, synthesised, colour)
-        # steps 0: stage 1 alone, the codecs' reconstruction without diffusion
-        if steps > 0:
-            image = self.latent_to_image(self.sample(stage_1, raster, steps, noise, callback))
-        else:
-            image = self.latent_to_image(stage_1, stage1=True)
+            layout_hat = self._tile_layout(stage_1, synthesised, colour, stage1_image)
+        image = stage1_image if steps <= 0 else self.latent_to_image(self.sample(stage_1, raster, steps, noise, callback))
         if layout_hat is not None:
             image = hold_to_layout(image, layout_hat, self.config["layout"]["cell"])
         return recentre(image, colour, core)
 
-    def _tile_layout(self, stage_1, synthesised, colour):
+    def _tile_layout(self, stage_1, synthesised, colour, drawn=None):
         """One tile's layout_hat from its stage 1 and the layout codec's output: that output, plus the tile's base
-        where the layout is residual."""
+        where the layout is residual (drawn: as for layout_base)."""
         if synthesised is None or not has_residual_layout(self.config):
             return synthesised
-        return synthesised.cpu() + self.layout_base(stage_1, colour)
+        return synthesised.cpu() + self.layout_base(stage_1, colour, drawn)
 
     def tile_layout(self, y_hat, class_raster, colour):
         """One tile's residual layout with its base added (layout units, a (3, H/8, W/8) float32 array) from its
@@ -494,7 +498,7 @@ class MAGCModel(torch.nn.Module):
         outs = [self.lcm(latent, one_hot)]
         if self.layout is not None:
             if has_residual_layout(self.config):
-                y_hat = self.lcm.encode_y(Encoder(), self.lcm.analyse(latent, one_hot))
+                y_hat = self.coded_y_hat(latent, one_hot)
                 outs.append(self.layout(*self._residual_layout(x, one_hot, y_hat, mean_colour(arr))))
             else:
                 outs.append(self.layout(layout_of(x, self.config["layout"]["cell"]), one_hot))

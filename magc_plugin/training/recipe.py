@@ -45,7 +45,6 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..codec.classes import to_one_hot
-from ..codec.entropy_coding import Encoder
 from ..codec.layout import GRID, layout_of
 from ..codec.lcm import LatentCompressionModule
 from ..codec.model import FIRST_LAYOUT_CELL, MAGCModel, compact_config, has_residual_layout, load_lcm
@@ -483,7 +482,7 @@ class Trainer:
                 img, classes = images[i]
                 x = torch.from_numpy(img).permute(2, 0, 1)[None].float().div(255)
                 one_hot = to_one_hot(classes)
-                y_hat = lcm.encode_y(Encoder(), lcm.analyse(ae.encode(x), one_hot))
+                y_hat = model.coded_y_hat(ae.encode(x), one_hot)
                 bases.append(model.layout_base(lcm.synthesise(y_hat, one_hot), split_payload(mean_colour(img))[0])[0])
             cache[rate] = {"chosen": chosen, "bases": torch.stack(bases)}
             self.timings[f"bases-{rate}"] = time.time() - t0
