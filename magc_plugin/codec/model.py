@@ -377,8 +377,13 @@ class MAGCModel(torch.nn.Module):
     def _residual_layout(self, x, one_hot, y_hat, colour):
         """What a residual layout codes of one tile, (1, 3, H, W) pixels x in [0, 1] with their map and the latent's
         y_hat: its cell means less stage 1's (layout_base), and the map."""
-        base = self.layout_base(self.lcm.synthesise(y_hat, one_hot), split_payload(colour)[0])
+        base = self.coded_layout_base(y_hat, one_hot, split_payload(colour)[0])
         return layout_of(x, self.config["layout"]["cell"]) - base.to(x.device), one_hot
+
+    def coded_layout_base(self, y_hat, one_hot, colour):
+        """The base a tile's residual layout is coded over (layout_base), from the LCM's y_hat of that tile alone
+        and its one-hot map: what the encoder subtracts, and the recipe's training bases."""
+        return self.layout_base(self.lcm.synthesise(y_hat, one_hot), colour)
 
     def layout_base(self, stage_1, colour, drawn=None):
         """What a residual layout is coded over: the cell means (layout units, (1, 3, H/8, W/8) on the CPU) of stage

@@ -483,7 +483,7 @@ class Trainer:
                 x = torch.from_numpy(img).permute(2, 0, 1)[None].float().div(255)
                 one_hot = to_one_hot(classes)
                 y_hat = model.coded_y_hat(ae.encode(x), one_hot)
-                bases.append(model.layout_base(lcm.synthesise(y_hat, one_hot), split_payload(mean_colour(img))[0])[0])
+                bases.append(model.coded_layout_base(y_hat, one_hot, split_payload(mean_colour(img))[0])[0])
             cache[rate] = {"chosen": chosen, "bases": torch.stack(bases)}
             self.timings[f"bases-{rate}"] = time.time() - t0
             torch.save(cache, path)
